@@ -1,0 +1,1 @@
+"""Rasa SDK custom actions: answering from the knowledge base and asking for a person."""

@@ -1,0 +1,33 @@
+"""The action server's one KnowledgeBase, opened when the action server imports the actions.
+
+rasa-sdk instantiates Action classes itself, so the knowledge base cannot be passed in; this
+module is the single, explicit place that builds it from the settings.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+
+from core.db import create_schema, sync_engine
+from core.settings import Settings, load_settings
+from knowledge.base import KnowledgeBase
+from knowledge.store import FaqStore
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_settings()
+
+
+@functools.lru_cache(maxsize=1)
+def knowledge_base() -> KnowledgeBase:
+    """Open (and if needed rebuild) the index, and load the embedding model, once."""
+    current = settings()
+    create_schema(current)
+    kb = KnowledgeBase(FaqStore(sync_engine(current)), current.index_dir)
+    kb.open()
+    kb.search("warm up")  # loads the model now, not on the first customer's message
+    log.info("knowledge base ready: %d entries", len(kb.index))
+    return kb

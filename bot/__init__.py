@@ -1,0 +1,1 @@
+"""The customer side: channels, the router between bot and people, the web app and the CLI."""

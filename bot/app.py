@@ -1,0 +1,66 @@
+"""Tandem's web process: one Sanic app made of blueprints (customer channels, agent API).
+
+Everything the handlers need hangs off `app.ctx`, built in one place here from the settings.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse, json
+
+from bot.channels import rest
+from bot.conversations import ConversationStore
+from bot.rasa_client import RasaClient
+from bot.router import Router
+from core.bus import make_bus
+from core.db import async_engine, create_schema
+from core.eventlog import EventLog
+from core.http import install_error_handler
+from core.settings import Settings
+from handoff import api as agent_api
+from handoff.accounts import Accounts
+from handoff.queue import CaseQueue
+
+_app_numbers = itertools.count(1)
+
+
+def create_app(settings: Settings) -> Sanic:
+    app = Sanic(f"tandem_{next(_app_numbers)}")
+    app.config.REQUEST_MAX_SIZE = 16 * 1024 * 1024
+    app.config.KEEP_ALIVE_TIMEOUT = 30
+    app.ctx.settings = settings
+    app.ctx.log = logging.getLogger("tandem.web")
+    install_error_handler(app)
+    app.blueprint(rest.bp)
+    app.blueprint(agent_api.bp)
+
+    @app.before_server_start
+    async def open_resources(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
+        await asyncio.to_thread(create_schema, settings)
+        await asyncio.to_thread(settings.secret)
+        engine = async_engine(settings)
+        app.ctx.engine = engine
+        app.ctx.bus = make_bus(settings.redis_url)
+        await app.ctx.bus.start()
+        app.ctx.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s)
+        app.ctx.events = EventLog(engine)
+        app.ctx.accounts = Accounts(engine, settings.agent_session_hours)
+        app.ctx.queue = CaseQueue(engine)
+        app.ctx.conversations = ConversationStore(engine)
+        app.ctx.router = Router(settings, app.ctx.conversations, app.ctx.queue, app.ctx.rasa, app.ctx.events, app.ctx.bus)
+        app.ctx.control = app.ctx.router
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
+        await app.ctx.bus.stop()
+        await app.ctx.rasa.close()
+        await app.ctx.engine.dispose()
+
+    @app.get("/health")
+    async def health(request: Request) -> HTTPResponse:
+        return json({"ok": True, "rasa": await request.app.ctx.rasa.ready()})
+
+    return app

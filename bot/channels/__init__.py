@@ -1,0 +1,1 @@
+"""Channel adapters: each translates one wire format to the router's interface and back."""

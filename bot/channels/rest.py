@@ -1,0 +1,77 @@
+"""The REST channel: start a conversation, send a message, read replies since a cursor.
+
+    POST /api/conversations                      -> {conversation_id, token}
+    POST /api/conversations/<id>/messages        {text, payload?}  (Authorization: Bearer <token>)
+    GET  /api/conversations/<id>/messages?after=<cursor>
+Replies to a message come back in the POST's response; agent messages arrive later, so a
+client polls GET with the last id it saw as the cursor.
+"""
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from bot.channels import tokens
+from bot.conversations import UnknownConversation
+from bot.router import InvalidMessage, Router
+from core.http import ApiError, bearer_token, read_json
+
+bp = Blueprint("rest_channel", url_prefix="/api/conversations")
+
+
+def _router(request: Request) -> Router:
+    return request.app.ctx.router
+
+
+async def _authorised(request: Request, conversation_id: str) -> str:
+    """The conversation id, if the bearer token is genuine and the conversation exists."""
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "missing conversation token (Authorization: Bearer <token>)")
+    owner = tokens.verify(request.app.ctx.settings.secret(), token)
+    if owner is None:
+        raise ApiError(401, "invalid conversation token")
+    if owner != conversation_id:
+        raise ApiError(403, "this token belongs to another conversation")
+    try:
+        await _router(request).conversations.get(conversation_id)
+    except UnknownConversation:
+        raise ApiError(404, f"unknown conversation '{conversation_id}'") from None
+    return conversation_id
+
+
+@bp.post("")
+async def start(request: Request) -> HTTPResponse:
+    data = read_json(request) if request.body and request.body.strip() else {}
+    name = data.get("name", "")
+    if not isinstance(name, str) or len(name) > 120:
+        raise ApiError(400, "'name' must be a string of at most 120 characters")
+    conversation = await _router(request).start_conversation("rest", customer_name=name)
+    token = tokens.sign(request.app.ctx.settings.secret(), conversation.id)
+    return json({"conversation_id": conversation.id, "token": token}, status=201)
+
+
+@bp.post("/<conversation_id:str>/messages")
+async def send(request: Request, conversation_id: str) -> HTTPResponse:
+    await _authorised(request, conversation_id)
+    data = read_json(request)
+    try:
+        replies = await _router(request).customer_message(conversation_id, data.get("text"), data.get("payload"))
+    except InvalidMessage as exc:
+        raise ApiError(400, str(exc)) from None
+    conversation = await _router(request).conversations.get(conversation_id)
+    return json({"replies": [m.to_dict() for m in replies], "mode": conversation.mode})
+
+
+@bp.get("/<conversation_id:str>/messages")
+async def history(request: Request, conversation_id: str) -> HTTPResponse:
+    await _authorised(request, conversation_id)
+    try:
+        after = int(request.args.get("after", "0"))
+    except ValueError:
+        raise ApiError(400, "'after' must be an integer message id") from None
+    router = _router(request)
+    messages = await router.conversations.messages_since(conversation_id, after)
+    conversation = await router.conversations.get(conversation_id)
+    cursor = messages[-1].id if messages else after
+    return json({"messages": [m.to_dict() for m in messages], "cursor": cursor, "mode": conversation.mode})

@@ -1,0 +1,183 @@
+"""Tandem's command line: `./tandem <command>` (the shell wrapper installs the venv first).
+
+    up             prepare everything and run Rasa, the action server and the web process
+    train          train the Rasa model (skipped when data and config are unchanged)
+    index          rebuild the FAQ index from the store, with a progress bar
+    seed           load data/faq.yml into an empty knowledge base
+    create-user    create or reset a staff account (agent, supervisor, editor)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from core.db import async_engine, create_schema, sync_engine
+from core.settings import Settings, load_settings
+
+DEMO_ACCOUNTS = (("agent", "agent", "agent", "Alex Agent"), ("agent2", "agent2", "agent", "Sam Support"),
+                 ("supervisor", "supervisor", "supervisor", "Pat Supervisor"), ("editor", "editor", "editor", "Eddie Editor"))
+
+
+def _progress_bar(label: str):  # type: ignore[no-untyped-def]
+    """A tqdm bar fed by (done, total) callbacks."""
+    from tqdm import tqdm
+
+    bar: dict[str, tqdm] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=label, unit="entries")
+        bar["bar"].n = done
+        bar["bar"].refresh()
+        if done >= total:
+            bar["bar"].close()
+
+    return update
+
+
+def knowledge_base(settings: Settings):  # type: ignore[no-untyped-def]
+    from knowledge.base import KnowledgeBase
+    from knowledge.store import FaqStore
+
+    return KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir)
+
+
+def cmd_seed(settings: Settings) -> int:
+    from knowledge.base import seed_if_empty
+
+    create_schema(settings)
+    added = seed_if_empty(knowledge_base(settings).store, settings.faq_file)
+    print(f"knowledge base: {added} entries loaded from {settings.faq_file}" if added else "knowledge base: already has entries; not seeding")
+    return added
+
+
+def cmd_index(settings: Settings) -> None:
+    create_schema(settings)
+    started = time.monotonic()
+    count = knowledge_base(settings).rebuild(progress=_progress_bar("indexing FAQs"))
+    print(f"index: {count} entries in {time.monotonic() - started:.1f}s -> {settings.index_dir}")
+
+
+def prepare_index(settings: Settings) -> None:
+    """Open the saved index (rebuilding if missing, damaged or stale) so servers start warm."""
+    kb = knowledge_base(settings)
+    kb.open(progress=_progress_bar("indexing FAQs"))
+    print(f"index: {len(kb.index)} entries ready")
+
+
+async def _create_user(settings: Settings, username: str, password: str, role: str, name: str) -> None:
+    from handoff.accounts import Accounts
+
+    engine = async_engine(settings)
+    try:
+        account = await Accounts(engine, settings.agent_session_hours).create(username, password, role, name)
+        print(f"account '{account.username}' ({account.role}) ready")
+    finally:
+        await engine.dispose()
+
+
+async def _demo_accounts(settings: Settings) -> None:
+    from handoff.accounts import Accounts
+
+    engine = async_engine(settings)
+    try:
+        accounts = Accounts(engine, settings.agent_session_hours)
+        for username, password, role, name in DEMO_ACCOUNTS:
+            if await accounts.by_username(username) is None:
+                await accounts.create(username, password, role, name)
+    finally:
+        await engine.dispose()
+
+
+def prepare(settings: Settings, train: bool = True) -> Path | None:
+    """Everything `up` and the tests need before the servers start."""
+    from bot.processes import train_model
+
+    create_schema(settings)
+    settings.secret()
+    cmd_seed(settings)
+    if settings.demo_accounts:
+        asyncio.run(_demo_accounts(settings))
+    model = train_model(settings) if train else None
+    prepare_index(settings)
+    return model
+
+
+def cmd_up(settings: Settings) -> None:
+    from bot.processes import Supervisor
+
+    started = time.monotonic()
+    prepare(settings)
+    supervisor = Supervisor(settings)
+    print("starting the action server, Rasa and the web process ...", flush=True)
+    stopping = {"now": False}
+
+    def stop(*_: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        supervisor.start()
+        print(
+            f"\nTandem is running ({time.monotonic() - started:.0f}s to start).\n"
+            f"  Chat (REST):      POST {settings.web_url}/api/conversations\n"
+            f"  Agent API:        {settings.web_url}/api/agent  (demo logins: agent/agent, agent2/agent2, supervisor/supervisor)\n"
+            f"  Rasa:             {settings.rasa_url}   Action server: {settings.action_url}\n"
+            f"  Logs:             {settings.var_dir / 'logs'}\n"
+            "Press Ctrl-C to stop everything.",
+            flush=True,
+        )
+        while not stopping["now"]:
+            for service in supervisor.services:
+                if service.process and service.process.poll() is not None:
+                    print(f"{service.name} stopped unexpectedly (exit {service.process.returncode}); see {service.log_path}", flush=True)
+                    stopping["now"] = True
+            time.sleep(0.5)
+    finally:
+        print("\nstopping ...", flush=True)
+        supervisor.stop()
+        print("stopped.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tandem", description="Tandem: a support assistant where the bot and the people work in tandem")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("up", help="prepare and run everything (default)")
+    sub.add_parser("train", help="train the Rasa model if data or config changed")
+    sub.add_parser("index", help="rebuild the FAQ index from the store")
+    sub.add_parser("seed", help="load data/faq.yml into an empty knowledge base")
+    user = sub.add_parser("create-user", help="create or reset a staff account")
+    user.add_argument("username")
+    user.add_argument("--role", choices=("agent", "supervisor", "editor"), default="agent")
+    user.add_argument("--name", default="", help="display name shown to customers")
+    user.add_argument("--password", help="omit to be asked")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    settings = load_settings()
+    command = args.command or "up"
+    if command == "up":
+        cmd_up(settings)
+    elif command == "train":
+        from bot.processes import train_model
+
+        print(f"model: {train_model(settings)}")
+    elif command == "index":
+        cmd_index(settings)
+    elif command == "seed":
+        cmd_seed(settings)
+    elif command == "create-user":
+        create_schema(settings)
+        password = args.password or getpass.getpass(f"password for {args.username}: ")
+        asyncio.run(_create_user(settings, args.username, password, args.role, args.name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""Run Tandem's web process: `python -m bot.web` (the CLI's `up` starts it for you)."""
+from __future__ import annotations
+
+import logging
+
+from bot.app import create_app
+from core.settings import load_settings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s web %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    app = create_app(settings)
+    app.run(host=settings.host, port=settings.web_port, workers=1, access_log=False, motd=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Plumbing every room shares: settings, database engines, the event log and the message bus."""

@@ -1,0 +1,61 @@
+"""Database engines and the one MetaData that every room's tables register on.
+
+The web process uses the async engine (aiosqlite or asyncpg); the knowledge store, the action
+server and the CLI use the sync engine from worker threads. SQLite runs in WAL mode with a busy
+timeout so that these processes can share one file.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from core.settings import Settings
+
+metadata = sa.MetaData()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def sync_engine(settings: Settings) -> sa.engine.Engine:
+    """A thread-safe sync engine; creates var/ for the SQLite default."""
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, future=True, connect_args={"check_same_thread": False, "timeout": 10})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, future=True, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def async_engine(settings: Settings) -> AsyncEngine:
+    """The web process's engine: never blocks the event loop."""
+    url = settings.async_sqlalchemy_url
+    if url.startswith("sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, future=True, connect_args={"timeout": 10})
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def create_schema(settings: Settings) -> None:
+    """Create every registered table that does not exist yet (idempotent)."""
+    import bot.conversations  # noqa: F401  (registers tables)
+    import core.eventlog  # noqa: F401
+    import handoff.schema  # noqa: F401
+    import knowledge.store  # noqa: F401
+
+    engine = sync_engine(settings)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()

@@ -1,0 +1,142 @@
+"""One settings object for every Tandem process.
+
+Values come from `tandem.yml` at the project root (or the file named by TANDEM_CONFIG), and an
+environment variable overrides any of them: `TANDEM_<FIELD>` in upper case (e.g.
+TANDEM_WEB_PORT=9000), plus the conventional `DATABASE_URL` and `REDIS_URL`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Tandem process may need to know; frozen so no one mutates it behind our back."""
+
+    root: Path = ROOT
+    var_dir: Path = ROOT / "var"
+    host: str = "127.0.0.1"
+    web_port: int = 8000
+    rasa_port: int = 5005
+    action_port: int = 5055
+    database_url: str = ""  # empty: sqlite file in var_dir
+    redis_url: str = ""  # empty: in-process pub/sub and Rasa's in-memory lock store
+    models_dir: Path = ROOT / "models"
+    faq_file: Path = ROOT / "data" / "faq.yml"
+    # Retrieval: answer when the best FAQ scores at least this (cosine similarity).
+    faq_threshold: float = 0.55
+    # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.
+    max_misses: int = 2
+    rasa_timeout_s: float = 20.0
+    agent_session_hours: float = 8.0
+    max_message_chars: int = 4000
+    public_url: str = ""  # empty: http://host:web_port
+    secret_key: str = ""  # signs customer conversation tokens; empty: generated once into var/
+    demo_accounts: bool = True  # `up` creates agent/agent, supervisor/supervisor, editor/editor
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """Synchronous SQLAlchemy URL (knowledge store, CLI, Rasa's tracker store config)."""
+        url = self.database_url or f"sqlite:///{self.var_dir / 'tandem.db'}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        return url
+
+    @property
+    def async_sqlalchemy_url(self) -> str:
+        """Asynchronous SQLAlchemy URL for the web process (aiosqlite / asyncpg drivers)."""
+        url = self.sqlalchemy_url
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+        if url.startswith("postgresql://"):
+            return "postgresql+asyncpg://" + url[len("postgresql://"):]
+        return url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.host}:{self.rasa_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://{self.host}:{self.action_port}/webhook"
+
+    @property
+    def web_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.web_port}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.var_dir / "index"
+
+    def secret(self) -> bytes:
+        """The signing key: configured, or created once (0600) in var/ and reused."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.var_dir / "secret.key"
+        if not path.exists():
+            import secrets
+
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return path.read_text().strip().encode()
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    """Turn YAML/env values into the field's declared type (fields are str/int/float/Path)."""
+    kind = str(kind)
+    if value is None:
+        return value
+    if "Path" in kind:
+        path = Path(str(value))
+        return path if path.is_absolute() else ROOT / path
+    if kind == "bool":
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return str(value)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read tandem.yml, then environment variables, then explicit overrides (tests use those)."""
+    env = os.environ if env is None else env
+    config_file = Path(env.get("TANDEM_CONFIG", ROOT / "tandem.yml"))
+    values: dict[str, Any] = {}
+    if config_file.exists():
+        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config_file}: expected a mapping of settings")
+        values.update(loaded)
+    known = {f.name: f.type for f in fields(Settings)}
+    for name in known:
+        key = f"TANDEM_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    if env.get("DATABASE_URL"):
+        values["database_url"] = env["DATABASE_URL"]
+    if env.get("REDIS_URL"):
+        values["redis_url"] = env["REDIS_URL"]
+    values.update(overrides)
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return Settings(**{k: _coerce(known[k], v) for k, v in values.items()})

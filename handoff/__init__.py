@@ -1,0 +1,1 @@
+"""The human side: accounts, the case queue, the agent API. Knows no channel adapter."""

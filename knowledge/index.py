@@ -1,0 +1,160 @@
+"""A FAISS index over FAQ texts that can change one entry at a time.
+
+Each FAQ contributes one vector per text (question and paraphrases). Vectors live in an
+IndexIDMap2, so an edit removes the entry's old vectors and adds its new ones: no rebuild.
+A search looks at the nearest vectors and keeps each entry's best score.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from knowledge.embedder import DIMENSION
+
+
+@dataclass(frozen=True)
+class Hit:
+    """An FAQ entry and how close the query came to its best-matching text."""
+
+    faq_id: str
+    score: float
+    matched_text: str
+
+
+class IndexCorrupt(Exception):
+    """The saved index cannot be read; the caller rebuilds it from the store."""
+
+
+def _new_faiss(kind: str) -> faiss.Index:
+    if kind == "hnsw":
+        base = faiss.IndexHNSWFlat(DIMENSION, 32, faiss.METRIC_INNER_PRODUCT)
+        base.hnsw.efSearch = 64
+        base.hnsw.efConstruction = 80
+        return faiss.IndexIDMap2(base)
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(DIMENSION))
+
+
+class FaqIndex:
+    """Thread-safe: searches and updates come from different threads of the same process."""
+
+    def __init__(self, kind: str = "flat") -> None:
+        self.kind = kind
+        self._index = _new_faiss(kind)
+        self._vector_owner: dict[int, tuple[str, str]] = {}  # vector id -> (faq id, text)
+        self._faq_vectors: dict[str, list[int]] = {}
+        self._next_id = 1
+        self.revision = 0
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._faq_vectors)
+
+    @property
+    def vector_count(self) -> int:
+        return int(self._index.ntotal)
+
+    def upsert(self, faq_id: str, texts: list[str], vectors: np.ndarray) -> None:
+        """Replace the entry's vectors (or add them for a new entry)."""
+        with self._lock:
+            self.remove(faq_id)
+            ids = np.arange(self._next_id, self._next_id + len(texts), dtype=np.int64)
+            self._next_id += len(texts)
+            if len(texts):
+                self._index.add_with_ids(vectors, ids)
+            for vid, text in zip(ids.tolist(), texts):
+                self._vector_owner[vid] = (faq_id, text)
+            self._faq_vectors[faq_id] = ids.tolist()
+
+    def remove(self, faq_id: str) -> None:
+        with self._lock:
+            ids = self._faq_vectors.pop(faq_id, None)
+            if not ids:
+                return
+            if self.kind == "hnsw":
+                # HNSW cannot delete; its vectors stay but stop counting (dropped at next rebuild).
+                pass
+            else:
+                self._index.remove_ids(np.array(ids, dtype=np.int64))
+            for vid in ids:
+                self._vector_owner.pop(vid, None)
+
+    def add_bulk(self, entries: list[tuple[str, list[str]]], vectors: np.ndarray) -> None:
+        """Add many new entries at once (rebuilds): one FAISS call instead of thousands."""
+        with self._lock:
+            count = sum(len(texts) for _, texts in entries)
+            ids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
+            self._next_id += count
+            if count:
+                self._index.add_with_ids(vectors, ids)
+            position = 0
+            for faq_id, texts in entries:
+                own = ids[position : position + len(texts)].tolist()
+                position += len(texts)
+                for vid, text in zip(own, texts):
+                    self._vector_owner[vid] = (faq_id, text)
+                self._faq_vectors[faq_id] = own
+
+    def search(self, query: np.ndarray, k: int = 5) -> list[Hit]:
+        """The k best entries for one query vector, best first."""
+        with self._lock:
+            if self._index.ntotal == 0:
+                return []
+            fetch = min(int(self._index.ntotal), max(k * 8, 32))
+            scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), fetch)
+            best: dict[str, Hit] = {}
+            for score, vid in zip(scores[0].tolist(), ids[0].tolist()):
+                owner = self._vector_owner.get(vid)
+                if owner is None:
+                    continue
+                faq_id, text = owner
+                if faq_id not in best or score > best[faq_id].score:
+                    best[faq_id] = Hit(faq_id, float(score), text)
+        return sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """Write atomically (temp files, then rename), so a crash never leaves half an index."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            meta = {
+                "kind": self.kind,
+                "revision": self.revision,
+                "next_id": self._next_id,
+                "owners": {str(k): v for k, v in self._vector_owner.items()},
+                "faqs": self._faq_vectors,
+            }
+            fd, tmp_index = tempfile.mkstemp(dir=folder, suffix=".faiss.tmp")
+            os.close(fd)
+            faiss.write_index(self._index, tmp_index)
+        fd, tmp_meta = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(meta, handle)
+        os.replace(tmp_index, folder / "faq.faiss")
+        os.replace(tmp_meta, folder / "faq.json")
+
+    @classmethod
+    def load(cls, folder: Path) -> "FaqIndex":
+        index_file, meta_file = folder / "faq.faiss", folder / "faq.json"
+        if not index_file.exists() or not meta_file.exists():
+            raise IndexCorrupt(f"no index in {folder}")
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            raw = faiss.read_index(str(index_file))
+            self = cls(meta["kind"])
+            self._index = raw
+            self._vector_owner = {int(k): (v[0], v[1]) for k, v in meta["owners"].items()}
+            self._faq_vectors = {k: list(v) for k, v in meta["faqs"].items()}
+            self._next_id = int(meta["next_id"])
+            self.revision = int(meta["revision"])
+        except Exception as exc:  # any damage at all means: rebuild
+            raise IndexCorrupt(f"index in {folder} is unreadable: {exc}") from exc
+        if self._index.ntotal < len(self._vector_owner) or self._index.d != DIMENSION:
+            raise IndexCorrupt(f"index in {folder} does not match its metadata")
+        return self
