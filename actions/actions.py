@@ -16,8 +16,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.knowledge_access import knowledge_base, settings
 from knowledge.base import Match
 
-FAQ_MISSES = "faq_misses"
-NLU_FALLBACKS = "nlu_fallbacks"
+MISSES = "misses"  # consecutive turns the bot could not answer, whatever the cause
+MISS_KINDS = "miss_kinds"
 
 
 def _counter(tracker: Tracker, slot: str) -> int:
@@ -53,7 +53,7 @@ def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, de
         json_message={"tandem": {"escalate": {"reason": reason, "detail": detail, "nlu": _nlu_signals(tracker), **signals}}}
     )
     dispatcher.utter_message(response="utter_handoff")
-    return [SlotSet(FAQ_MISSES, 0), SlotSet(NLU_FALLBACKS, 0)]
+    return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
 def answer(dispatcher: CollectingDispatcher, tracker: Tracker, best: Match, matches: list[Match]) -> list[EventType]:
@@ -67,7 +67,23 @@ def answer(dispatcher: CollectingDispatcher, tracker: Tracker, best: Match, matc
         }
     )
     dispatcher.utter_message(text=best.answer)
-    return [SlotSet(FAQ_MISSES, 0), SlotSet(NLU_FALLBACKS, 0)]
+    return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
+
+
+def miss(
+    dispatcher: CollectingDispatcher, tracker: Tracker, kind: str, response: str, detail: str, matches: list[Match], **info: Any
+) -> list[EventType]:
+    """One more turn the bot could not answer; the `max_misses`-th in a row brings a person."""
+    misses = _counter(tracker, MISSES) + 1
+    kinds = [*(tracker.get_slot(MISS_KINDS) or []), kind][-settings().max_misses :]
+    if misses >= settings().max_misses:
+        return escalate(
+            dispatcher, tracker, kind, f"{detail}; {misses} unanswered turns in a row ({', '.join(kinds)})",
+            candidates=_candidates(matches), **info,
+        )
+    dispatcher.utter_message(json_message={"tandem": {"miss": {"kind": kind, **info}, "candidates": _candidates(matches)}})
+    dispatcher.utter_message(response=response)
+    return [SlotSet(MISSES, misses), SlotSet(MISS_KINDS, kinds)]
 
 
 class ActionAnswerFaq(Action):
@@ -82,19 +98,11 @@ class ActionAnswerFaq(Action):
         threshold = settings().faq_threshold
         if matches and matches[0].score >= threshold:
             return answer(dispatcher, tracker, matches[0], matches)
-        misses = _counter(tracker, FAQ_MISSES) + 1
         best = matches[0].score if matches else 0.0
-        if misses >= settings().max_misses:
-            return escalate(
-                dispatcher,
-                tracker,
-                "low_faq_confidence",
-                f"best FAQ score {best:.2f} < {threshold:.2f}, {misses} times in a row",
-                candidates=_candidates(matches),
-            )
-        dispatcher.utter_message(json_message={"tandem": {"miss": {"kind": "low_faq_confidence", "best_score": round(best, 4)}, "candidates": _candidates(matches)}})
-        dispatcher.utter_message(response="utter_rephrase")
-        return [SlotSet(FAQ_MISSES, misses)]
+        return miss(
+            dispatcher, tracker, "low_faq_confidence", "utter_rephrase",
+            f"best FAQ score {best:.2f} < {threshold:.2f}", matches, best_score=round(best, 4),
+        )
 
 
 class ActionHandleFallback(Action):
@@ -109,19 +117,13 @@ class ActionHandleFallback(Action):
         threshold = settings().faq_threshold
         if matches and matches[0].score >= threshold:
             return answer(dispatcher, tracker, matches[0], matches)
-        fallbacks = _counter(tracker, NLU_FALLBACKS) + 1
         confidence = _nlu_signals(tracker)["confidence"]
-        if fallbacks >= settings().max_misses:
-            return escalate(
-                dispatcher,
-                tracker,
-                "nlu_fallback",
-                f"NLU unsure {fallbacks} times in a row (last confidence {confidence:.2f})",
-                candidates=_candidates(matches),
-            )
-        dispatcher.utter_message(json_message={"tandem": {"miss": {"kind": "nlu_fallback", "confidence": confidence}, "candidates": _candidates(matches)}})
-        dispatcher.utter_message(response="utter_default")
-        return [SlotSet(NLU_FALLBACKS, fallbacks)]
+        best = matches[0].score if matches else 0.0
+        return miss(
+            dispatcher, tracker, "nlu_fallback", "utter_default",
+            f"NLU confidence {confidence:.2f} below the fallback threshold; best FAQ score {best:.2f} < {threshold:.2f}",
+            matches, confidence=confidence, best_score=round(best, 4),
+        )
 
 
 class ActionOutOfScope(Action):
@@ -131,12 +133,7 @@ class ActionOutOfScope(Action):
         return "action_out_of_scope"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        misses = _counter(tracker, FAQ_MISSES) + 1
-        if misses >= settings().max_misses:
-            return escalate(dispatcher, tracker, "out_of_scope", f"{misses} questions in a row outside what the assistant knows")
-        dispatcher.utter_message(json_message={"tandem": {"miss": {"kind": "out_of_scope"}}})
-        dispatcher.utter_message(response="utter_out_of_scope")
-        return [SlotSet(FAQ_MISSES, misses)]
+        return miss(dispatcher, tracker, "out_of_scope", "utter_out_of_scope", "question outside what the assistant covers", [])
 
 
 class ActionRequestHuman(Action):
@@ -158,3 +155,8 @@ class ActionHandleComplaint(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         dispatcher.utter_message(response="utter_complaint_ack")
         return escalate(dispatcher, tracker, "complaint", "the customer has a complaint")
+
+
+# Load the index and the embedding model when the action server imports this module, so the
+# first customer does not wait for it.
+knowledge_base()

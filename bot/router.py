@@ -96,7 +96,10 @@ class Router:
             return await self._to_bot(conversation, to_rasa)
         if payload == LEAVE_QUEUE and conversation.mode == "waiting":
             return await self.leave_queue(conversation)
-        await self._append_to_tracker(conversation.id, [{"event": "user", "text": text, "metadata": {"mode": conversation.mode}}])
+        await self._append_to_tracker(conversation.id, [{
+            "event": "user", "text": text, "metadata": {"mode": conversation.mode},
+            "parse_data": {"text": text, "intent": {"name": "handoff_message", "confidence": 1.0}, "entities": []},
+        }])
         return []
 
     async def _to_bot(self, conversation: Conversation, text: str) -> list[Message]:

@@ -32,7 +32,7 @@ class EventLog:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def record(self, conversation_id: str, kind: str, channel: str = "", **data: Any) -> None:
+    async def record(self, conversation_id: str, kind: str, channel: str = "", /, **data: Any) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
                 conversation_events.insert().values(

@@ -1,0 +1,138 @@
+"""Shared fixtures: a real Tandem stack (trained Rasa model, action server, web process).
+
+The stack runs on free ports with its own var/ folder, so tests never touch a developer's
+data. The model is trained into models/ the first time (Rasa skips retraining when nothing
+changed), which is the same model `./tandem up` serves.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.cli import prepare
+from bot.processes import Supervisor
+from core.settings import Settings, load_settings
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """A running Tandem with helpers that speak its public HTTP APIs, like a real client."""
+
+    settings: Settings
+    supervisor: Supervisor
+    http: httpx.Client
+
+    def new_conversation(self) -> "Customer":
+        response = self.http.post("/api/conversations")
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return Customer(self, body["conversation_id"], body["token"])
+
+    def login(self, username: str, password: str | None = None) -> "Agent":
+        response = self.http.post("/api/agent/login", json={"username": username, "password": password or username})
+        assert response.status_code == 200, response.text
+        return Agent(self, response.json()["token"])
+
+
+@dataclass
+class Customer:
+    stack: Stack
+    conversation_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def say(self, text: str, payload: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": text}
+        if payload:
+            body["payload"] = payload
+        response = self.stack.http.post(f"/api/conversations/{self.conversation_id}/messages", json=body, headers=self.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def messages(self, after: int = 0) -> list[dict[str, Any]]:
+        response = self.stack.http.get(f"/api/conversations/{self.conversation_id}/messages", params={"after": after}, headers=self.headers)
+        assert response.status_code == 200, response.text
+        return response.json()["messages"]
+
+
+@dataclass
+class Agent:
+    stack: Stack
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.stack.http.get(f"/api/agent{path}", headers=self.headers, params=params)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return self.stack.http.post(f"/api/agent{path}", headers=self.headers, json=body or {})
+
+    def case_for(self, conversation_id: str, status: str = "waiting") -> dict[str, Any]:
+        cases = self.get("/cases", status=status).json()["cases"]
+        found = [c for c in cases if c["conversation_id"] == conversation_id]
+        assert found, f"no {status} case for {conversation_id}: {cases}"
+        return found[0]
+
+
+def stack_settings(tmp: Path, **overrides: Any) -> Settings:
+    return load_settings(
+        var_dir=tmp, web_port=free_port(), rasa_port=free_port(), action_port=free_port(), secret_key="test-secret", **overrides
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    settings = stack_settings(tmp_path_factory.mktemp("tandem-var"))
+    model = prepare(settings)
+    supervisor = Supervisor(settings, model=model)
+    supervisor.start()
+    client = httpx.Client(base_url=settings.web_url, timeout=60)
+    try:
+        yield Stack(settings, supervisor, client)
+    finally:
+        client.close()
+        supervisor.stop()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
+
+
+def postgres_url(database: str) -> str:
+    """A fresh PostgreSQL database on the local server (trust auth); recreated per call."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {database}"))
+    admin.dispose()
+    return f"postgresql://postgres@127.0.0.1:5432/{database}"
