@@ -16,13 +16,15 @@ from bot.conversations import ConversationStore
 from bot.rasa_client import RasaClient
 from bot.router import Router
 from core.bus import make_bus
-from core.db import async_engine, create_schema
+from core.db import async_engine, create_schema, sync_engine
 from core.eventlog import EventLog
 from core.http import install_error_handler
 from core.settings import Settings
 from handoff import api as agent_api
 from handoff.accounts import Accounts
 from handoff.queue import CaseQueue
+from knowledge.base import KnowledgeBase
+from knowledge.store import FaqStore
 
 _app_numbers = itertools.count(1)
 
@@ -52,6 +54,10 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.conversations = ConversationStore(engine)
         app.ctx.router = Router(settings, app.ctx.conversations, app.ctx.queue, app.ctx.rasa, app.ctx.events, app.ctx.bus)
         app.ctx.control = app.ctx.router
+        # The web process searches the knowledge base too (agents' suggestions, editors'
+        # previews); the model loads in a worker thread so the server starts serving at once.
+        app.ctx.knowledge = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir)
+        app.ctx.knowledge_ready = asyncio.get_running_loop().run_in_executor(None, app.ctx.knowledge.open)
 
     @app.after_server_stop
     async def close_resources(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:

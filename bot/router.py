@@ -218,6 +218,22 @@ class Router:
             return [await self._say(conversation, "system", "You're back with our assistant.", kind="back_to_bot")]
         return await self._apply_outputs(conversation, outputs)
 
+    async def feedback(self, conversation_id: str, message_id: int, helpful: bool) -> None:
+        """A customer's thumbs up/down on a bot answer, recorded against its FAQ entry."""
+        messages = await self.conversations.messages_since(conversation_id, message_id - 1, limit=1)
+        if not messages or messages[0].id != message_id or not messages[0].data.get("faq_id"):
+            raise InvalidMessage(f"message {message_id} is not a knowledge-base answer in this conversation")
+        conversation = await self.conversations.get(conversation_id)
+        await self.events.record(
+            conversation_id, "feedback", conversation.channel, faq_id=messages[0].data["faq_id"], message_id=message_id, helpful=helpful
+        )
+
+    async def customer_typing(self, conversation_id: str, typing: bool) -> None:
+        """Live only (never stored): the agent sees the customer typing."""
+        conversation = await self.conversations.get(conversation_id)
+        if conversation.mode != "bot":
+            await self.bus.publish("agents", {"type": "typing", "conversation_id": conversation_id, "case_id": conversation.case_id, "typing": typing})
+
     async def transcript(self, conversation_id: str) -> list[dict[str, Any]]:
         return [m.to_dict() for m in await self.conversations.messages_since(conversation_id, 0, limit=5000)]
 

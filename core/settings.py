@@ -40,6 +40,13 @@ class Settings:
     max_message_chars: int = 4000
     public_url: str = ""  # empty: http://host:web_port
     secret_key: str = ""  # signs customer conversation tokens; empty: generated once into var/
+    # Web widget: the site keys allowed to embed it (comma-separated); "demo" serves /demo.
+    widget_site_keys: str = "demo"
+    # Telegram: empty token disables the channel. mode: polling (development) | webhook.
+    telegram_token: str = ""
+    telegram_mode: str = "polling"
+    telegram_webhook_secret: str = ""
+    telegram_api_url: str = "https://api.telegram.org/bot"  # tests point it at a local fake
     demo_accounts: bool = True  # `up` creates agent/agent, supervisor/supervisor, editor/editor
 
     @property
