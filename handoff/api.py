@@ -6,12 +6,12 @@ ConversationControl the app wires in (app.ctx.control).
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from core.auth import staff
 from core.http import ApiError, bearer_token, read_json
 from handoff.accounts import Account, Accounts, AuthError
 from handoff.control import ConversationControl
@@ -19,7 +19,6 @@ from handoff.queue import CaseError, CaseQueue
 
 bp = Blueprint("agent_api", url_prefix="/api/agent")
 
-Handler = Callable[..., Awaitable[HTTPResponse]]
 RESOLUTIONS = ("resolved", "not_resolved", "duplicate", "spam", "transferred_to_ticket", "other")
 
 
@@ -33,28 +32,6 @@ def _queue(request: Request) -> CaseQueue:
 
 def _control(request: Request) -> ConversationControl:
     return request.app.ctx.control
-
-
-def staff(*roles: str) -> Callable[[Handler], Handler]:
-    """Require a live session whose role is one of `roles`; the account is passed as `me`."""
-
-    def decorate(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-            token = bearer_token(request)
-            if token is None:
-                raise ApiError(401, "missing agent token (Authorization: Bearer <token>)")
-            try:
-                me = await _accounts(request).authenticate(token)
-            except AuthError as exc:
-                raise ApiError(401, str(exc)) from None
-            if me.role not in roles:
-                raise ApiError(403, f"a {me.role} account cannot do this")
-            return await handler(request, *args, me=me, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 agents_only = staff("agent", "supervisor")
