@@ -11,7 +11,8 @@ import logging
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
-from bot.channels import rest
+from bot.channels import rest, telegram
+from bot.channels import widget as widget_channel
 from bot.conversations import ConversationStore
 from bot.rasa_client import RasaClient
 from bot.router import Router
@@ -37,7 +38,9 @@ def create_app(settings: Settings) -> Sanic:
     app.ctx.log = logging.getLogger("tandem.web")
     install_error_handler(app)
     app.blueprint(rest.bp)
+    app.blueprint(widget_channel.bp)
     app.blueprint(agent_api.bp)
+    telegram.install(app)  # webhook route + start/stop with the server when a token is set
 
     @app.before_server_start
     async def open_resources(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
@@ -50,7 +53,7 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s)
         app.ctx.events = EventLog(engine)
         app.ctx.accounts = Accounts(engine, settings.agent_session_hours)
-        app.ctx.queue = CaseQueue(engine)
+        app.ctx.queue = CaseQueue(engine, settings.aging_per_minute)
         app.ctx.conversations = ConversationStore(engine)
         app.ctx.router = Router(settings, app.ctx.conversations, app.ctx.queue, app.ctx.rasa, app.ctx.events, app.ctx.bus)
         app.ctx.control = app.ctx.router

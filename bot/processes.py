@@ -45,9 +45,24 @@ def write_endpoints(settings: Settings) -> Path:
     return path
 
 
+def training_fingerprint(settings: Settings) -> str:
+    """A hash of everything `rasa train` reads, so an unchanged project skips even loading Rasa."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("config.yml", "domain.yml", *RASA_DATA):
+        digest.update(name.encode() + b"\0" + (settings.root / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def train_model(settings: Settings, out: Path | None = None) -> Path:
-    """`rasa train`, which itself skips training when data and config are unchanged."""
+    """Train unless a model of exactly this config and data exists (then return that one)."""
     out = out or settings.models_dir
+    stamp = out / f".fingerprint-{training_fingerprint(settings)}"
+    if stamp.exists():
+        known = out / stamp.read_text().strip()
+        if known.exists():
+            return known
     command = [
         sys.executable, "-m", "rasa", "train", "--config", "config.yml", "--domain", "domain.yml",
         "--data", *RASA_DATA, "--out", str(out),
@@ -56,13 +71,14 @@ def train_model(settings: Settings, out: Path | None = None) -> Path:
     models = sorted(out.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
     if not models:
         raise RuntimeError("rasa train produced no model")
+    stamp.write_text(models[-1].name)
     return models[-1]
 
 
 def _env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
+        PYTHONWARNINGS="ignore", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
         PYTHONPATH=str(settings.root), SQLALCHEMY_SILENCE_UBER_WARNING="1",
         TANDEM_VAR_DIR=str(settings.var_dir), TANDEM_WEB_PORT=str(settings.web_port),
         TANDEM_RASA_PORT=str(settings.rasa_port), TANDEM_ACTION_PORT=str(settings.action_port),
@@ -75,6 +91,14 @@ def _env(settings: Settings) -> dict[str, str]:
         env["REDIS_URL"] = settings.redis_url
     if settings.secret_key:
         env["TANDEM_SECRET_KEY"] = settings.secret_key
+    if settings.public_url:
+        env["TANDEM_PUBLIC_URL"] = settings.public_url
+    if settings.telegram_token:
+        env.update(
+            TANDEM_TELEGRAM_TOKEN=settings.telegram_token, TANDEM_TELEGRAM_MODE=settings.telegram_mode,
+            TANDEM_TELEGRAM_WEBHOOK_SECRET=settings.telegram_webhook_secret, TANDEM_TELEGRAM_API_URL=settings.telegram_api_url,
+        )
+    env.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22: durations as timedelta, no warnings
     return env
 
 

@@ -18,17 +18,35 @@ from core.bus import Bus
 from core.eventlog import EventLog
 from core.settings import Settings
 from handoff.accounts import Account
+from handoff.dispatch import estimate_wait
+from handoff.hours import BusinessHours
+from handoff.presence import Presence
 from handoff.queue import Case, CaseQueue
+from handoff.routing import RoutingRules
+from handoff.tickets import TicketStore, clean_contact
 
 log = logging.getLogger(__name__)
 
 REQUEST_HUMAN = "/request_human"
 LEAVE_QUEUE = "/leave_queue"
+LEAVE_MESSAGE = "/ticket"
+BACK_TO_BOT = {"title": "Back to the assistant", "payload": LEAVE_QUEUE}
+LEAVE_MESSAGE_BUTTON = {"title": "Leave a message", "payload": LEAVE_MESSAGE}
 TALK_TO_PERSON = {"title": "Talk to a person", "payload": REQUEST_HUMAN}
 BOT_DOWN_TEXT = (
     "Sorry, our assistant is having trouble right now. Your message is saved. "
     "Would you like a person from our team to take over?"
 )
+
+
+def describe_wait(seconds: float | None) -> str:
+    """"about 4 minutes" for a customer; empty when there is no estimate."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "less than a minute"
+    minutes = round(seconds / 60)
+    return f"about {minutes} minute{'s' if minutes != 1 else ''}"
 
 
 class InvalidMessage(ValueError):
@@ -65,6 +83,11 @@ class Router:
         self.rasa = rasa
         self.events = events
         self.bus = bus
+        # The waiting-customer experience: routing rules, who is online, opening hours, tickets.
+        self.rules = RoutingRules(settings)
+        self.presence = Presence(queue.engine, settings, self.rules)
+        self.hours = BusinessHours(settings.business_hours, settings.business_timezone)
+        self.tickets = TicketStore(queue.engine)
 
     # -- conversations ---------------------------------------------------------------------
     async def start_conversation(self, channel: str, external_id: str | None = None, customer_name: str = "") -> Conversation:
@@ -96,6 +119,12 @@ class Router:
             return await self._to_bot(conversation, to_rasa)
         if payload == LEAVE_QUEUE and conversation.mode == "waiting":
             return await self.leave_queue(conversation)
+        if conversation.mode == "waiting":
+            if payload == LEAVE_MESSAGE:
+                return await self._start_ticket(conversation)
+            draft = await self.tickets.draft_for(conversation.id)
+            if draft is not None:
+                return await self._ticket_contact(conversation, draft.id, text)
         await self._append_to_tracker(conversation.id, [{
             "event": "user", "text": text, "metadata": {"mode": conversation.mode},
             "parse_data": {"text": text, "intent": {"name": "handoff_message", "confidence": 1.0}, "entities": []},
@@ -156,7 +185,11 @@ class Router:
         """Queue the conversation for a person and pause the bot. Idempotent."""
         if conversation.mode != "bot":
             return []
-        case = await self.queue.open_case(conversation.id, conversation.channel, reason, detail, signals)
+        routing = self.rules.classify(reason, signals, conversation.profile)
+        case = await self.queue.open_case(
+            conversation.id, conversation.channel, reason, detail, signals,
+            priority=routing.priority, team=routing.team, tier=routing.tier, severity=routing.severity,
+        )
         if not await self.conversations.switch_mode(conversation.id, ("bot",), "waiting", case.id):
             return []
         conversation.mode, conversation.case_id = "waiting", case.id
@@ -164,12 +197,102 @@ class Router:
         await self.events.record(conversation.id, "escalated", conversation.channel, case_id=case.id, reason=reason, detail=detail)
         await self.bus.publish("agents", {"type": "case_opened", "case": case.to_dict()})
         position = await self.queue.position(case.id)
+        await self.queue.mark_notified(case.id, position)
+        text, buttons = await self._waiting_notice(position)
         notice = await self._say(
-            conversation, "system",
-            f"You're number {position} in the queue for a person. You can keep writing; they'll see your messages.",
-            kind="queued", buttons=[{"title": "Back to the assistant", "payload": LEAVE_QUEUE}],
+            conversation, "system", f"You're number {position} in the queue for a person.{text} You can keep writing; they'll see your messages.",
+            kind="queued", buttons=buttons,
         )
         return [notice]
+
+    async def _waiting_notice(self, position: int) -> tuple[str, list[dict[str, str]]]:
+        """The estimated wait, or, when no one can chat now, the offer to leave a message."""
+        if not self.hours.is_open():
+            opening = self.hours.next_opening()
+            when = f" We open again {opening.strftime('%A at %H:%M')} ({self.hours.zone.key})." if opening else ""
+            return (f" We're closed right now.{when} You can leave a message with your email and we'll reply.",
+                    [LEAVE_MESSAGE_BUTTON, BACK_TO_BOT])
+        agents = await self.presence.available()
+        if not agents:
+            return (" No one from our team is online right now: you can wait, or leave a message with your email and we'll reply.",
+                    [LEAVE_MESSAGE_BUTTON, BACK_TO_BOT])
+        wait = describe_wait(estimate_wait(position, agents, await self.queue.average_handle_seconds()))
+        return (f" Estimated wait: {wait}." if wait else "", [BACK_TO_BOT, LEAVE_MESSAGE_BUTTON])
+
+    async def queue_position(self, case: Case, position: int, eta_seconds: float | None) -> None:
+        """A waiting customer's place changed: tell them (stored, so every channel shows it)."""
+        conversation = await self.conversations.get(case.conversation_id)
+        if conversation.mode != "waiting" or conversation.case_id != case.id:
+            return
+        wait = describe_wait(eta_seconds)
+        await self._say(
+            conversation, "system", f"You're now number {position} in the queue." + (f" Estimated wait: {wait}." if wait else ""),
+            kind="queue_position", buttons=[BACK_TO_BOT, LEAVE_MESSAGE_BUTTON],
+        )
+
+    async def case_transferred(self, case: Case, agent: Account, team: str) -> None:
+        conversation = await self.conversations.get(case.conversation_id)
+        if not await self.conversations.switch_mode(conversation.id, ("human",), "waiting", case.id):
+            return
+        await self.events.record(conversation.id, "transferred", conversation.channel, case_id=case.id, agent=agent.username, team=team)
+        position = await self.queue.position(case.id)
+        await self.queue.mark_notified(case.id, position)
+        await self._say(
+            conversation, "system",
+            f"{agent.display_name} has passed your chat to our {team} team. You're number {position} in the queue.",
+            kind="transferred", buttons=[BACK_TO_BOT],
+        )
+
+    # -- tickets: leave a message when no one can chat ---------------------------------------
+    async def _start_ticket(self, conversation: Conversation) -> list[Message]:
+        case = await self.queue.open_case_for(conversation.id)
+        draft = await self.tickets.start_draft(
+            conversation.id, conversation.channel, case.id if case else None, case.team if case else None,
+            case.reason if case else "", case.detail if case else "",
+        )
+        known = clean_contact(str(conversation.profile.get("email") or ""))
+        if known:
+            return await self._ticket_contact(conversation, draft.id, known)
+        await self.events.record(conversation.id, "ticket_started", conversation.channel, ticket_id=draft.id)
+        return [await self._say(
+            conversation, "system", "Please type the email address (or phone number) where we can reach you.",
+            kind="ticket_contact", buttons=[BACK_TO_BOT],
+        )]
+
+    async def _ticket_contact(self, conversation: Conversation, ticket_id: int, text: str) -> list[Message]:
+        contact = clean_contact(text)
+        if contact is None:
+            return [await self._say(
+                conversation, "system", "That doesn't look like an email address or a phone number. Please try again.",
+                kind="ticket_contact", buttons=[BACK_TO_BOT],
+            )]
+        ticket = await self.tickets.open(ticket_id, contact, await self.transcript(conversation.id))
+        await self.conversations.update_profile(conversation.id, **({"email": contact} if "@" in contact else {"phone": contact}))
+        if conversation.case_id is not None:
+            try:
+                await self.queue.close(conversation.case_id, None, "ticket", status="cancelled")
+            except Exception:  # noqa: BLE001 - claimed meanwhile: the ticket still stands
+                log.info("case %s could not be cancelled for ticket %s", conversation.case_id, ticket.id)
+        await self.events.record(conversation.id, "ticket_opened", conversation.channel, ticket_id=ticket.id, case_id=conversation.case_id)
+        await self.bus.publish("agents", {"type": "case_cancelled", "case_id": conversation.case_id})
+        await self.bus.publish("agents", {"type": "ticket_opened", "ticket": ticket.to_dict()})
+        replies = [await self._say(
+            conversation, "system",
+            f"Thank you. Your message is saved as ticket #{ticket.id}; we'll reply to {contact} and here in this chat.",
+            kind="ticket_opened",
+        )]
+        if not await self.conversations.switch_mode(conversation.id, ("waiting",), "bot"):
+            return replies
+        conversation.mode = "bot"
+        return replies + await self._resume_bot(conversation)
+
+    async def ticket_reply(self, conversation_id: str, agent: Account, text: str) -> dict[str, Any]:
+        """Said into the conversation whatever its mode: the channel delivers it now or on return."""
+        text = clean_text(text, self.settings.max_message_chars)
+        conversation = await self.conversations.get(conversation_id)
+        message = await self._say(conversation, "agent", text, agent_name=agent.display_name, kind="ticket_reply")
+        await self.events.record(conversation.id, "ticket_reply", conversation.channel, agent=agent.username)
+        return message.to_dict()
 
     async def leave_queue(self, conversation: Conversation) -> list[Message]:
         """The customer gave up waiting: cancel the case, the bot answers again."""
@@ -178,6 +301,7 @@ class Router:
                 await self.queue.close(conversation.case_id, None, "customer_left", status="cancelled")
             except Exception:  # noqa: BLE001 - already claimed/closed: fall through to the mode check
                 log.info("case %s could not be cancelled", conversation.case_id)
+        await self.tickets.discard_draft(conversation.id)
         if not await self.conversations.switch_mode(conversation.id, ("waiting",), "bot"):
             return []
         await self.events.record(conversation.id, "left_queue", conversation.channel, case_id=conversation.case_id)
@@ -188,6 +312,7 @@ class Router:
     async def agent_joined(self, case: Case, agent: Account) -> None:
         conversation = await self.conversations.get(case.conversation_id)
         await self.conversations.switch_mode(conversation.id, ("waiting", "bot"), "human", case.id)
+        await self.tickets.discard_draft(conversation.id)
         conversation.mode = "human"
         await self.events.record(conversation.id, "claimed", conversation.channel, case_id=case.id, agent=agent.username, waited=round(case.claimed_at - case.created_at, 2) if case.claimed_at else None)
         await self._say(conversation, "system", f"{agent.display_name} from our support team has joined the chat.", kind="agent_joined", agent_name=agent.display_name)
@@ -233,6 +358,20 @@ class Router:
         conversation = await self.conversations.get(conversation_id)
         if conversation.mode != "bot":
             await self.bus.publish("agents", {"type": "typing", "conversation_id": conversation_id, "case_id": conversation.case_id, "typing": typing})
+
+    async def agent_typing(self, case: Case, agent: Account, typing: bool) -> None:
+        """Live only: the customer's channel may show "Alex is typing"."""
+        conversation = await self.conversations.get(case.conversation_id)
+        event = {"type": "typing", "sender": "agent", "agent_name": agent.display_name, "typing": typing, "channel": conversation.channel}
+        await self.bus.publish(f"conversation:{conversation.id}", event)
+        await self.bus.publish(f"channel:{conversation.channel}", {**event, "external_id": conversation.external_id})
+
+    async def conversation_info(self, conversation_id: str) -> dict[str, Any]:
+        conversation = await self.conversations.get(conversation_id)
+        return {
+            "id": conversation.id, "channel": conversation.channel, "mode": conversation.mode, "case_id": conversation.case_id,
+            "customer_name": conversation.customer_name, "profile": conversation.profile, "created_at": conversation.created_at,
+        }
 
     async def transcript(self, conversation_id: str) -> list[dict[str, Any]]:
         return [m.to_dict() for m in await self.conversations.messages_since(conversation_id, 0, limit=5000)]

@@ -49,7 +49,8 @@ def async_engine(settings: Settings) -> AsyncEngine:
 
 def create_schema(settings: Settings) -> None:
     """Create every registered table that does not exist yet (idempotent)."""
-    import bot.conversations  # noqa: F401  (registers tables)
+    import bot.channels.deliveries  # noqa: F401  (registers tables)
+    import bot.conversations  # noqa: F401
     import core.eventlog  # noqa: F401
     import handoff.schema  # noqa: F401
     import knowledge.store  # noqa: F401

@@ -33,6 +33,9 @@ class Settings:
     faq_file: Path = ROOT / "data" / "faq.yml"
     # Retrieval: answer when the best FAQ scores at least this (cosine similarity).
     faq_threshold: float = 0.55
+    # "Clarify" instead of answering when the two best FAQ entries both reach the threshold and
+    # score within this margin of each other (editors' "try a question"; docs/knowledge.md).
+    faq_clarify_margin: float = 0.05
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.
     max_misses: int = 2
     rasa_timeout_s: float = 20.0
@@ -48,6 +51,21 @@ class Settings:
     telegram_webhook_secret: str = ""
     telegram_api_url: str = "https://api.telegram.org/bot"  # tests point it at a local fake
     demo_accounts: bool = True  # `up` creates agent/agent, supervisor/supervisor, editor/editor
+    # Agent routing (handoff/routing.py, docs/agents.md). Teams: "team:category,category;...";
+    # FAQ categories come from the FAQ ids the bot considered (orders-..., refunds-...).
+    routing_teams: str = (
+        "billing:payments,refunds,loyalty;shipping:orders,shipping,returns;"
+        "technical:account,warranty,contact;complaints:complaints"
+    )
+    agent_capacity: int = 3  # default maximum of simultaneous chats per agent
+    team_fallback_s: float = 120.0  # a case waits this long for its team, then any team may take it
+    aging_per_minute: float = 1.0  # priority points a waiting case gains per minute: no one starves
+    tier_priority: str = "platinum:30,gold:20,silver:10"  # customer tier -> priority points
+    presence_timeout_s: float = 60.0  # a console that has not checked in for this long is offline
+    dispatch_interval_s: float = 2.0  # auto-assignment and queue-position sweep period
+    queue_update_interval_s: float = 15.0  # least time between two position updates to one customer
+    business_hours: str = ""  # empty: always open; e.g. "mon-fri 09:00-17:00; sat 10:00-13:00"
+    business_timezone: str = "UTC"  # IANA zone of business_hours, e.g. Europe/Berlin
 
     @property
     def sqlalchemy_url(self) -> str:

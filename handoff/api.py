@@ -16,8 +16,20 @@ from core.http import ApiError, bearer_token, read_json
 from handoff.accounts import Account, Accounts, AuthError
 from handoff.control import ConversationControl
 from handoff.queue import CaseError, CaseQueue
+from handoff.services import services
 
 bp = Blueprint("agent_api", url_prefix="/api/agent")
+
+
+@bp.after_server_start
+async def start_dispatcher(app, _loop) -> None:  # type: ignore[no-untyped-def]
+    """Auto-assignment and queue-position updates run in every web process (assignments are atomic)."""
+    await services(app).dispatcher.start()
+
+
+@bp.before_server_stop
+async def stop_dispatcher(app, _loop) -> None:  # type: ignore[no-untyped-def]
+    await services(app).dispatcher.stop()
 
 RESOLUTIONS = ("resolved", "not_resolved", "duplicate", "spam", "transferred_to_ticket", "other")
 
@@ -103,6 +115,8 @@ async def claim(request: Request, case_id: int, me: Account) -> HTTPResponse:
     except CaseError as exc:
         raise ApiError(exc.status, str(exc)) from None
     await _control(request).agent_joined(case, me)
+    await _queue(request).mark_announced(case.id)
+    await request.app.ctx.bus.publish("agents", {"type": "case_claimed", "case": case.to_dict(), "agent_id": me.id})
     return json({"case": case.to_dict()})
 
 
@@ -133,4 +147,5 @@ async def close(request: Request, case_id: int, me: Account) -> HTTPResponse:
     except CaseError as exc:
         raise ApiError(exc.status, str(exc)) from None
     await _control(request).hand_back(case, me, resolution)
+    await request.app.ctx.bus.publish("agents", {"type": "case_closed", "case": case.to_dict(), "agent_id": me.id})
     return json({"case": case.to_dict()})

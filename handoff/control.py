@@ -1,6 +1,7 @@
 """What the human side needs from whoever owns the conversations (the router implements it).
 
-The agent API calls these to reach the customer, so handoff/ never imports a channel.
+The agent API and the dispatcher call these to reach the customer, so handoff/ never imports
+a channel.
 """
 from __future__ import annotations
 
@@ -18,3 +19,21 @@ class ConversationControl(Protocol):
     async def hand_back(self, case: Case, agent: Account | None, resolution: str) -> None: ...
 
     async def transcript(self, conversation_id: str) -> list[dict[str, Any]]: ...
+
+    async def conversation_info(self, conversation_id: str) -> dict[str, Any]:
+        """Channel, mode, customer name and profile (e.g. tier, email)."""
+        ...
+
+    async def queue_position(self, case: Case, position: int, eta_seconds: float | None) -> None:
+        """Tell a waiting customer their place in the queue and the estimated wait."""
+        ...
+
+    async def case_transferred(self, case: Case, agent: Account, team: str) -> None:
+        """The case went back to the queue for another team: the customer waits again."""
+        ...
+
+    async def agent_typing(self, case: Case, agent: Account, typing: bool) -> None: ...
+
+    async def ticket_reply(self, conversation_id: str, agent: Account, text: str) -> dict[str, Any]:
+        """An agent's answer to a ticket, said in the customer's conversation (stored either way)."""
+        ...

@@ -1,0 +1,282 @@
+"""The embeddable web chat widget: a session endpoint, a websocket, and the static files.
+
+    GET  /widget/tandem-widget.js, /widget/widget.css    the widget itself (no build step)
+    GET  /demo                                           the "Northwind Goods" demo host page
+    POST /widget/session   {site_key, token?}            -> {conversation_id, token, mode, resumed}
+    WS   /widget/ws?token=<token>&after=<last id>        history since `after`, then live messages
+
+The adapter only translates: websocket frames become Router calls, and whatever the router
+publishes on `conversation:<id>` (the customer's own message included) goes out as frames.
+The browser de-duplicates by message id, so a message that arrives both in the history and
+live, or both live and in an ack, is shown once.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, file, json as json_response
+from sanic.server.websockets.impl import WebsocketImplProtocol
+from websockets.exceptions import ConnectionClosed
+
+from bot.channels import tokens
+from bot.conversations import Conversation, UnknownConversation
+from bot.router import InvalidMessage, Router
+from core.http import ApiError, read_json
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "widget"
+STATIC = Path(__file__).resolve().parents[1] / "static"
+WIDGET_FILES = {
+    "tandem-widget.js": "application/javascript; charset=utf-8",
+    "widget.css": "text/css; charset=utf-8",
+}
+# A frame bigger than this is refused with an error frame; the socket stays open. (Sanic's
+# own WEBSOCKET_MAX_SIZE, 1 MiB, still closes the connection for anything larger.)
+MAX_FRAME_BYTES = 16 * 1024
+HISTORY_PAGE = 500
+# The host page lives on another origin: the session endpoint is a plain CORS JSON API
+# (no cookies; the token travels in the body), so any origin may call it.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+
+bp = Blueprint("widget_channel")
+
+
+class FrameError(ValueError):
+    """A client frame that cannot be accepted; the text is sent back in an error frame."""
+
+
+def _router(request: Request) -> Router:
+    return request.app.ctx.router
+
+
+def allowed_site_keys(request: Request) -> set[str]:
+    raw: str = request.app.ctx.settings.widget_site_keys
+    return {key.strip() for key in raw.split(",") if key.strip()}
+
+
+# -- static files ---------------------------------------------------------------------------
+@bp.get("/widget/<name:str>")
+async def widget_file(request: Request, name: str) -> HTTPResponse:
+    """Only the widget's own files; no directory listing, no path traversal."""
+    if name not in WIDGET_FILES:
+        raise ApiError(404, f"no widget file '{name}'")
+    headers = {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+    return await file(STATIC / "widget" / name, mime_type=WIDGET_FILES[name], headers=headers)
+
+
+@bp.get("/demo")
+async def demo_page(request: Request) -> HTTPResponse:
+    """The demo shop that embeds the widget; only when the "demo" site key is allowed."""
+    if "demo" not in allowed_site_keys(request):
+        raise ApiError(404, "the demo page is disabled (site key 'demo' is not allowed)")
+    return await file(STATIC / "demo.html", mime_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
+# -- session --------------------------------------------------------------------------------
+@bp.route("/widget/session", methods=["OPTIONS"])
+async def session_preflight(request: Request) -> HTTPResponse:
+    return HTTPResponse(status=204, headers=CORS_HEADERS)
+
+
+@bp.post("/widget/session")
+async def session(request: Request) -> HTTPResponse:
+    """Start a conversation, or resume the one a genuine token belongs to."""
+    data = read_json(request, max_bytes=4096)
+    site_key = data.get("site_key")
+    if not isinstance(site_key, str) or site_key not in allowed_site_keys(request):
+        raise ApiError(403, "unknown site key; this site is not allowed to embed the chat")
+    token = data.get("token")
+    router = _router(request)
+    if token is not None:
+        conversation = await _conversation_of(request, token)
+        if conversation.profile.get("site_key") != site_key:
+            raise ApiError(403, "this conversation belongs to another site")
+        body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": True}
+        return json_response(body, headers=CORS_HEADERS)
+    conversation = await router.start_conversation(CHANNEL)
+    await router.conversations.update_profile(conversation.id, site_key=site_key)
+    token = tokens.sign(request.app.ctx.settings.secret(), conversation.id)
+    body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": False}
+    return json_response(body, status=201, headers=CORS_HEADERS)
+
+
+async def _conversation_of(request: Request, token: Any) -> Conversation:
+    """The widget conversation a token proves; 401 for anything forged or unknown."""
+    if not isinstance(token, str):
+        raise ApiError(401, "'token' must be a string")
+    conversation_id = tokens.verify(request.app.ctx.settings.secret(), token)
+    if conversation_id is None:
+        raise ApiError(401, "invalid conversation token")
+    try:
+        conversation = await _router(request).conversations.get(conversation_id)
+    except UnknownConversation:
+        raise ApiError(401, "this conversation no longer exists; start a new one") from None
+    if conversation.channel != CHANNEL:
+        raise ApiError(401, "this token does not belong to a web widget conversation")
+    return conversation
+
+
+@bp.on_request
+async def authorise_websocket(request: Request) -> None:
+    """Check the websocket's token BEFORE the handshake, so a forged one gets a plain HTTP 401."""
+    if request.path != "/widget/ws":
+        return
+    conversation = await _conversation_of(request, request.args.get("token"))
+    try:
+        after = int(request.args.get("after", "0"))
+    except ValueError:
+        raise ApiError(400, "'after' must be an integer message id") from None
+    if after < 0:
+        raise ApiError(400, "'after' must not be negative")
+    request.ctx.conversation_id = conversation.id
+    request.ctx.after = after
+
+
+# -- websocket ------------------------------------------------------------------------------
+@bp.websocket("/widget/ws")
+async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
+    """History since the client's cursor, then live messages; client frames go to the router."""
+    conversation_id: str = request.ctx.conversation_id
+    bus = request.app.ctx.bus
+    topic = f"conversation:{conversation_id}"
+    # Subscribe before reading the history, so nothing said in between is missed.
+    updates = bus.subscribe(topic)
+    pusher: asyncio.Task[None] | None = None
+    try:
+        shown = await _send_history(request, ws, conversation_id, request.ctx.after)
+        pusher = asyncio.create_task(_push_updates(ws, updates, shown))
+        await _serve_client(request, ws, conversation_id)
+    except ConnectionClosed:
+        pass
+    finally:
+        bus.unsubscribe(topic, updates)
+        if pusher is not None:
+            pusher.cancel()
+            try:
+                await pusher
+            except (asyncio.CancelledError, ConnectionClosed):
+                pass
+
+
+async def _send(ws: WebsocketImplProtocol, frame: dict[str, Any]) -> None:
+    await ws.send(json.dumps(frame, default=str))
+
+
+async def _send_history(request: Request, ws: WebsocketImplProtocol, conversation_id: str, after: int) -> int:
+    """Everything after `after`, page by page; returns the last id sent."""
+    router = _router(request)
+    messages: list[dict[str, Any]] = []
+    cursor = after
+    while True:
+        page = await router.conversations.messages_since(conversation_id, cursor, limit=HISTORY_PAGE)
+        messages += [m.to_dict() for m in page]
+        if len(page) < HISTORY_PAGE:
+            break
+        cursor = page[-1].id
+    conversation = await router.conversations.get(conversation_id)
+    last = messages[-1]["id"] if messages else after
+    await _send(ws, {"type": "history", "messages": messages, "mode": conversation.mode, "cursor": last})
+    return last
+
+
+async def _push_updates(ws: WebsocketImplProtocol, updates: asyncio.Queue[dict[str, Any]], shown: int) -> None:
+    """Bus -> browser. Messages already in the history frame are skipped."""
+    while True:
+        event = await updates.get()
+        if event.get("type") == "message":
+            message = event.get("message") or {}
+            if isinstance(message.get("id"), int) and message["id"] <= shown:
+                continue
+            await _send(ws, {"type": "message", "message": message})
+        elif event.get("type") == "typing":
+            await _send(ws, {"type": "typing", "typing": bool(event.get("typing")), "agent_name": event.get("agent_name")})
+
+
+async def _serve_client(request: Request, ws: WebsocketImplProtocol, conversation_id: str) -> None:
+    """Client -> router, one frame at a time (so a customer's messages keep their order)."""
+    while True:
+        raw = await ws.recv()
+        ref: Any = None
+        try:
+            frame = parse_frame(raw)
+            ref = frame.get("ref")
+            reply = await _handle(request, conversation_id, frame)
+        except (FrameError, InvalidMessage) as exc:
+            await _send(ws, {"type": "error", "error": str(exc), "ref": ref})
+            continue
+        except ConnectionClosed:
+            raise
+        except Exception:  # noqa: BLE001 - one bad turn must not cost the customer the connection
+            log.exception("widget conversation %s: frame failed", conversation_id)
+            await _send(ws, {"type": "error", "error": "something went wrong on our side; please try again", "ref": ref})
+            continue
+        if reply is not None:
+            await _send(ws, {**reply, "ref": ref})
+
+
+def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
+    """A client frame as a dict with a known `type`, or FrameError saying what is wrong."""
+    if raw is None:
+        raise FrameError("empty frame")
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raise FrameError("binary frames are not accepted; send JSON text")
+    if len(raw.encode("utf-8", errors="replace")) > MAX_FRAME_BYTES:
+        raise FrameError(f"frame too large (limit {MAX_FRAME_BYTES} bytes)")
+    try:
+        frame = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise FrameError(f"frame is not valid JSON: {exc.msg}") from None
+    if not isinstance(frame, dict):
+        raise FrameError("frame must be a JSON object")
+    if frame.get("type") not in ("message", "button", "typing", "feedback", "ping"):
+        raise FrameError("frame 'type' must be one of message, button, typing, feedback, ping")
+    ref = frame.get("ref")
+    if ref is not None and not (isinstance(ref, (str, int)) and len(str(ref)) <= 64):
+        raise FrameError("'ref' must be a short string or number")
+    return frame
+
+
+async def _handle(request: Request, conversation_id: str, frame: dict[str, Any]) -> dict[str, Any] | None:
+    """Route one valid frame; returns the acknowledgement frame to send back, if any."""
+    router = _router(request)
+    kind = frame["type"]
+    if kind == "message":
+        replies = await router.customer_message(conversation_id, frame.get("text"))
+        return await _ack(router, conversation_id, replies)
+    if kind == "button":
+        title, payload = frame.get("title"), frame.get("payload")
+        if not isinstance(payload, str) or not payload.strip():
+            raise FrameError("a button frame needs a non-empty string 'payload'")
+        if not isinstance(title, str) or not title.strip():
+            title = payload
+        replies = await router.customer_message(conversation_id, title, payload)
+        return await _ack(router, conversation_id, replies)
+    if kind == "typing":
+        if not isinstance(frame.get("typing"), bool):
+            raise FrameError("'typing' must be true or false")
+        await router.customer_typing(conversation_id, frame["typing"])
+        return None
+    if kind == "feedback":
+        message_id, helpful = frame.get("message_id"), frame.get("helpful")
+        if not isinstance(message_id, int) or isinstance(message_id, bool) or not isinstance(helpful, bool):
+            raise FrameError("feedback needs an integer 'message_id' and a boolean 'helpful'")
+        await router.feedback(conversation_id, message_id, helpful)
+        return {"type": "feedback_recorded", "message_id": message_id, "helpful": helpful}
+    return {"type": "pong"}
+
+
+async def _ack(router: Router, conversation_id: str, replies: list[Any]) -> dict[str, Any]:
+    """The turn is done: its replies (also published live) and who has the floor now."""
+    conversation = await router.conversations.get(conversation_id)
+    return {"type": "ack", "mode": conversation.mode, "messages": [m.to_dict() for m in replies]}

@@ -1,0 +1,502 @@
+/*
+ * Tandem web chat widget. Embed with one tag, no build step:
+ *   <script src="https://HOST/widget/tandem-widget.js" data-site-key="demo"
+ *           data-tandem-url="https://HOST" async></script>
+ * Optional: data-title="Chat with us".
+ *
+ * Everything lives in a shadow root (styles cannot leak either way) and the only global is
+ * `TandemWidget`. All text from the server is rendered with textContent; links become <a>
+ * elements only for http(s) URLs, through `appendFormatted`.
+ */
+(function () {
+  "use strict";
+  if (window.TandemWidget) { return; }
+
+  var script = document.currentScript;
+  var scriptUrl = script && script.src ? new URL(script.src, document.baseURI) : null;
+  var BASE = ((script && script.getAttribute("data-tandem-url")) || (scriptUrl ? scriptUrl.origin : location.origin)).replace(/\/+$/, "");
+  var SITE_KEY = (script && script.getAttribute("data-site-key")) || "demo";
+  var TITLE = (script && script.getAttribute("data-title")) || "Chat with us";
+  var STORE_KEY = "tandem-widget:" + BASE + ":" + SITE_KEY;
+  var REQUEST_HUMAN = { title: "Talk to a person", payload: "/request_human" };
+  var MAX_BACKOFF_MS = 15000;
+  var REPLY_TIMEOUT_MS = 45000;
+
+  // -- storage (localStorage may be unavailable, e.g. blocked cookies) ---------------------
+  var memoryStore = {};
+  function load() {
+    try { return JSON.parse(window.localStorage.getItem(STORE_KEY) || "{}") || {}; }
+    catch (e) { return memoryStore; }
+  }
+  function save(changes) {
+    var state = load();
+    Object.keys(changes).forEach(function (k) { state[k] = changes[k]; });
+    try { window.localStorage.setItem(STORE_KEY, JSON.stringify(state)); }
+    catch (e) { memoryStore = state; }
+  }
+
+  // -- DOM helpers ----------------------------------------------------------------------------
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      if (name === "className") { node.className = attrs[name]; }
+      else { node.setAttribute(name, attrs[name]); }
+    });
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  var URL_PATTERN = /https?:\/\/[^\s<>"'`]+/gi;
+  var TRAILING = /[.,;:!?)\]}]+$/;
+
+  /** Text as text nodes; http(s) URLs as safe links. Never parses HTML. */
+  function appendFormatted(parent, text) {
+    var source = String(text);
+    var last = 0;
+    var match;
+    URL_PATTERN.lastIndex = 0;
+    while ((match = URL_PATTERN.exec(source)) !== null) {
+      var raw = match[0].replace(TRAILING, "");
+      var start = match.index;
+      var href = null;
+      try {
+        var parsed = new URL(raw);
+        if (parsed.protocol === "http:" || parsed.protocol === "https:") { href = parsed.href; }
+      } catch (e) { href = null; }
+      if (!href || !raw) { continue; }
+      if (start > last) { parent.appendChild(document.createTextNode(source.slice(last, start))); }
+      var link = el("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, raw);
+      parent.appendChild(link);
+      last = start + raw.length;
+      URL_PATTERN.lastIndex = last;
+    }
+    if (last < source.length) { parent.appendChild(document.createTextNode(source.slice(last))); }
+  }
+
+  // -- widget state ---------------------------------------------------------------------------
+  var state = {
+    token: null, conversationId: null, mode: "bot", lastId: 0,
+    ws: null, attempts: 0, timer: null, started: false, blocked: false,
+    outbox: [], refs: 0, pendingTurns: {}, agentTyping: false, typingSent: false, typingTimer: null,
+    unread: 0, open: false,
+  };
+  var ui = {};
+  var rendered = {}; // message id -> element: the de-duplication of history/live/ack copies
+
+  function build() {
+    var host = el("div", { className: "tandem-widget-host" });
+    host.setAttribute("data-tandem-widget", "");
+    var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+    var style = el("style", {}, ":host{all:initial}[hidden]{display:none!important}");
+    var css = el("link", { rel: "stylesheet", href: BASE + "/widget/widget.css" });
+    var wrap = el("div", { className: "tw-root" });
+
+    var launcher = el("button", {
+      type: "button", className: "tw-launcher", "aria-label": "Open chat with " + TITLE,
+      "aria-expanded": "false", "aria-controls": "tw-panel",
+    });
+    launcher.appendChild(el("span", { className: "tw-launcher-icon", "aria-hidden": "true" }, "💬"));
+    launcher.appendChild(el("span", { className: "tw-launcher-label" }, "Chat"));
+    var badge = el("span", { className: "tw-badge", "aria-hidden": "true", hidden: "" });
+    launcher.appendChild(badge);
+
+    var panel = el("div", {
+      id: "tw-panel", className: "tw-panel", role: "dialog", "aria-modal": "false",
+      "aria-labelledby": "tw-title", hidden: "",
+    });
+    var header = el("div", { className: "tw-header" });
+    header.appendChild(el("h2", { id: "tw-title", className: "tw-title" }, TITLE));
+    var human = el("button", { type: "button", className: "tw-human", "aria-label": "Talk to a person from our team" }, "Talk to a person");
+    var close = el("button", { type: "button", className: "tw-close", "aria-label": "Close chat" }, "×");
+    header.appendChild(human);
+    header.appendChild(close);
+
+    var status = el("div", { className: "tw-status", role: "status", "aria-live": "polite", hidden: "" });
+    var log = el("div", { className: "tw-log", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
+    var typing = el("div", { className: "tw-typing", hidden: "" });
+    typing.appendChild(el("span", { "aria-hidden": "true" }, "…"));
+    var typingText = el("span", { className: "tw-sr" }, "The assistant is typing");
+    typing.appendChild(typingText);
+    var errors = el("div", { className: "tw-error", role: "alert", hidden: "" });
+
+    var form = el("form", { className: "tw-form" });
+    var label = el("label", { for: "tw-input", className: "tw-sr" }, "Type your message");
+    var input = el("textarea", {
+      id: "tw-input", className: "tw-input", rows: "1", maxlength: "4000",
+      placeholder: "Type your message…", autocomplete: "off",
+    });
+    var send = el("button", { type: "submit", className: "tw-send", "aria-label": "Send message" }, "Send");
+    form.appendChild(label);
+    form.appendChild(input);
+    form.appendChild(send);
+
+    panel.appendChild(header);
+    panel.appendChild(status);
+    panel.appendChild(log);
+    panel.appendChild(typing);
+    panel.appendChild(errors);
+    panel.appendChild(form);
+    wrap.appendChild(panel);
+    wrap.appendChild(launcher);
+    root.appendChild(style);
+    root.appendChild(css);
+    root.appendChild(wrap);
+    document.body.appendChild(host);
+
+    ui = { host: host, root: root, wrap: wrap, launcher: launcher, badge: badge, panel: panel, human: human, close: close,
+           status: status, log: log, typing: typing, typingText: typingText, errors: errors, form: form, input: input };
+
+    launcher.addEventListener("click", function () { if (state.open) { closePanel(); } else { openPanel(); } });
+    close.addEventListener("click", function () { closePanel(); });
+    human.addEventListener("click", function () { sendButton(REQUEST_HUMAN); });
+    panel.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { event.preventDefault(); closePanel(); }
+    });
+    form.addEventListener("submit", function (event) { event.preventDefault(); sendText(); });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); sendText(); }
+    });
+    input.addEventListener("input", noteTyping);
+  }
+
+  // -- open / close ---------------------------------------------------------------------------
+  function openPanel() {
+    state.open = true;
+    save({ open: true });
+    ui.panel.hidden = false;
+    ui.wrap.classList.add("tw-open");
+    ui.launcher.setAttribute("aria-expanded", "true");
+    ui.launcher.setAttribute("aria-label", "Close chat with " + TITLE);
+    state.unread = 0;
+    showBadge();
+    start();
+    scrollToEnd();
+    ui.input.focus();
+  }
+
+  function closePanel() {
+    state.open = false;
+    save({ open: false });
+    ui.panel.hidden = true;
+    ui.wrap.classList.remove("tw-open");
+    ui.launcher.setAttribute("aria-expanded", "false");
+    ui.launcher.setAttribute("aria-label", "Open chat with " + TITLE);
+    ui.launcher.focus();
+  }
+
+  function showBadge() {
+    ui.badge.hidden = state.unread === 0;
+    ui.badge.textContent = state.unread > 9 ? "9+" : String(state.unread);
+  }
+
+  // -- connection -----------------------------------------------------------------------------
+  function start() {
+    if (state.started || state.blocked) { return; }
+    state.started = true;
+    connect();
+  }
+
+  function setStatus(text) {
+    ui.status.hidden = !text;
+    ui.status.textContent = text || "";
+  }
+
+  function session(token) {
+    var body = { site_key: SITE_KEY };
+    if (token) { body.token = token; }
+    return fetch(BASE + "/widget/session", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (response.status === 401 && token) { return session(null); } // stale/forged: start afresh
+        if (response.status === 403) {
+          state.blocked = true;
+          throw new Error(data.error || "This chat is not available on this site.");
+        }
+        if (!response.ok) { throw new Error(data.error || ("HTTP " + response.status)); }
+        if (state.conversationId && data.conversation_id !== state.conversationId) { resetLog(); } // a new conversation
+        return data;
+      });
+    });
+  }
+
+  function connect() {
+    setStatus(state.attempts ? "Reconnecting…" : "Connecting…");
+    session(state.token || load().token).then(function (data) {
+      state.token = data.token;
+      state.conversationId = data.conversation_id;
+      setMode(data.mode);
+      save({ token: data.token });
+      var url = BASE.replace(/^http/, "ws") + "/widget/ws?token=" + encodeURIComponent(data.token) + "&after=" + state.lastId;
+      var ws = new WebSocket(url);
+      state.ws = ws;
+      ws.onopen = function () {
+        state.attempts = 0;
+        setStatus("");
+        flushOutbox();
+      };
+      ws.onmessage = function (event) {
+        var frame;
+        try { frame = JSON.parse(event.data); } catch (e) { return; }
+        receive(frame);
+      };
+      ws.onclose = function () {
+        if (state.ws === ws) { state.ws = null; reconnectLater(); }
+      };
+    }).catch(function (error) {
+      if (state.blocked) { setStatus(error.message); return; }
+      reconnectLater();
+    });
+  }
+
+  function reconnectLater() {
+    clearTimeout(state.timer);
+    var delay = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, state.attempts)) * (0.75 + Math.random() * 0.5);
+    state.attempts += 1;
+    setStatus("Connection lost. Reconnecting in " + Math.ceil(delay / 1000) + "s… Your messages will be sent when we're back.");
+    state.timer = setTimeout(connect, delay);
+  }
+
+  function transmit(frame) {
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+      state.ws.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  function flushOutbox() {
+    while (state.outbox.length && transmit(state.outbox[0])) { state.outbox.shift(); }
+  }
+
+  // -- frames from the server -------------------------------------------------------------------
+  function receive(frame) {
+    if (frame.type === "history") {
+      (frame.messages || []).forEach(render);
+      setMode(frame.mode);
+      afterRender();
+    } else if (frame.type === "message") {
+      render(frame.message);
+      afterRender();
+      if (!state.open && frame.message && frame.message.sender !== "customer") { state.unread += 1; showBadge(); }
+    } else if (frame.type === "ack") {
+      (frame.messages || []).forEach(render);
+      setMode(frame.mode);
+      turnDone(frame.ref);
+      afterRender();
+    } else if (frame.type === "error") {
+      failed(frame.ref, frame.error);
+    } else if (frame.type === "typing") {
+      state.agentTyping = !!frame.typing;
+      ui.typingText.textContent = (frame.agent_name || "Our agent") + " is typing";
+      showTyping();
+    }
+  }
+
+  function setMode(mode) {
+    if (!mode) { return; }
+    state.mode = mode;
+    ui.human.hidden = mode !== "bot";
+  }
+
+  function resetLog() {
+    rendered = {};
+    state.lastId = 0;
+    while (ui.log.firstChild) { ui.log.removeChild(ui.log.firstChild); }
+  }
+
+  /** Insert one server message once, in id order; a pending copy of our own text is reused. */
+  function render(message) {
+    if (!message || typeof message.id !== "number" || rendered[message.id]) { return; }
+    var node = null;
+    if (message.sender === "customer") {
+      node = ui.log.querySelector(".tw-pending[data-text=\"" + cssEscape(message.text) + "\"]");
+      if (node) { node.classList.remove("tw-pending"); node.removeAttribute("data-text"); node.removeAttribute("aria-label"); }
+    }
+    if (!node) { node = messageNode(message); }
+    node.setAttribute("data-id", String(message.id));
+    rendered[message.id] = node;
+    state.lastId = Math.max(state.lastId, message.id);
+    var before = null;
+    var children = ui.log.children;
+    for (var i = 0; i < children.length; i++) {
+      var otherId = Number(children[i].getAttribute("data-id"));
+      if (children[i] !== node && (children[i].classList.contains("tw-pending") || otherId > message.id)) { before = children[i]; break; }
+    }
+    if (node.parentNode !== ui.log || before) { ui.log.insertBefore(node, before); }
+    if (message.sender === "agent") { state.agentTyping = false; }
+  }
+
+  function cssEscape(text) {
+    return window.CSS && CSS.escape ? CSS.escape(String(text)) : String(text).replace(/["\\]/g, "\\$&");
+  }
+
+  function messageNode(message) {
+    var sender = ["customer", "bot", "agent", "system"].indexOf(message.sender) >= 0 ? message.sender : "system";
+    var node = el("div", { className: "tw-msg tw-" + sender });
+    if (message.kind) { node.classList.add("tw-kind-" + String(message.kind).replace(/[^a-z_]/gi, "")); }
+    var who = sender === "agent" ? (message.agent_name || "Agent") : sender === "bot" ? "Assistant" : sender === "customer" ? "You" : null;
+    if (who) { node.appendChild(el("span", { className: "tw-name" }, who)); }
+    var body = el("div", { className: "tw-text" });
+    appendFormatted(body, message.text || "");
+    node.appendChild(body);
+    if (sender === "bot" && message.faq_id) { node.appendChild(feedbackNode(message)); }
+    if (message.buttons && message.buttons.length) {
+      var group = el("div", { className: "tw-quick", role: "group", "aria-label": "Suggested replies" });
+      message.buttons.forEach(function (button) {
+        if (!button || typeof button.payload !== "string") { return; }
+        var b = el("button", { type: "button", className: "tw-quick-btn" }, button.title || button.payload);
+        b.addEventListener("click", function () { sendButton(button); });
+        group.appendChild(b);
+      });
+      node.appendChild(group);
+    }
+    return node;
+  }
+
+  function feedbackNode(message) {
+    var box = el("div", { className: "tw-feedback", role: "group", "aria-label": "Was this answer helpful?" });
+    var given = (load().feedback || []).indexOf(message.id) >= 0;
+    if (given) {
+      box.appendChild(el("span", { className: "tw-feedback-thanks" }, "Thanks for your feedback."));
+      return box;
+    }
+    box.appendChild(el("span", { className: "tw-feedback-q" }, "Was this helpful?"));
+    var yes = el("button", { type: "button", className: "tw-feedback-btn", "aria-label": "Yes, this answer was helpful" }, "Yes");
+    var no = el("button", { type: "button", className: "tw-feedback-btn", "aria-label": "No, this answer was not helpful" }, "No");
+    function answer(helpful) {
+      queue({ type: "feedback", message_id: message.id, helpful: helpful });
+      var list = (load().feedback || []).concat([message.id]).slice(-200);
+      save({ feedback: list });
+      while (box.firstChild) { box.removeChild(box.firstChild); }
+      box.appendChild(el("span", { className: "tw-feedback-thanks" }, helpful ? "Thanks for your feedback." : "Sorry that didn't help."));
+      if (!helpful && state.mode === "bot") {
+        var person = el("button", { type: "button", className: "tw-quick-btn" }, REQUEST_HUMAN.title);
+        person.addEventListener("click", function () { person.disabled = true; sendButton(REQUEST_HUMAN); });
+        box.appendChild(person);
+        person.focus();
+      }
+    }
+    yes.addEventListener("click", function () { answer(true); });
+    no.addEventListener("click", function () { answer(false); });
+    box.appendChild(yes);
+    box.appendChild(no);
+    return box;
+  }
+
+  /** Quick replies only make sense on the newest thing the bot/agent/system said. */
+  function afterRender() {
+    var nodes = ui.log.querySelectorAll(".tw-msg");
+    var latest = null;
+    for (var i = nodes.length - 1; i >= 0; i--) {
+      if (!nodes[i].classList.contains("tw-customer")) { latest = nodes[i]; break; }
+    }
+    var groups = ui.log.querySelectorAll(".tw-quick");
+    for (var j = 0; j < groups.length; j++) { groups[j].hidden = groups[j].parentNode !== latest; }
+    showTyping();
+    scrollToEnd();
+  }
+
+  function scrollToEnd() { ui.log.scrollTop = ui.log.scrollHeight; }
+
+  // -- typing indicator ("…" while a reply is on its way) --------------------------------------
+  function showTyping() {
+    var waiting = Object.keys(state.pendingTurns).length > 0 && state.mode === "bot";
+    if (waiting) { ui.typingText.textContent = "The assistant is typing"; }
+    ui.typing.hidden = !(waiting || state.agentTyping);
+  }
+
+  function turnDone(ref) {
+    if (ref && state.pendingTurns[ref]) {
+      clearTimeout(state.pendingTurns[ref].timer);
+      delete state.pendingTurns[ref];
+    }
+    showTyping();
+  }
+
+  function failed(ref, message) {
+    var turn = ref ? state.pendingTurns[ref] : null;
+    turnDone(ref);
+    ui.errors.hidden = false;
+    ui.errors.textContent = message || "Something went wrong.";
+    clearTimeout(ui.errors.timer);
+    ui.errors.timer = setTimeout(function () { ui.errors.hidden = true; }, 8000);
+    if (turn && turn.node) {
+      if (turn.node.parentNode) { turn.node.parentNode.removeChild(turn.node); }
+      if (!ui.input.value && turn.text) { ui.input.value = turn.text; } // nothing typed is lost
+    }
+  }
+
+  // -- sending --------------------------------------------------------------------------------
+  function queue(frame) {
+    start();
+    if (!transmit(frame)) { state.outbox.push(frame); }
+  }
+
+  function pendingBubble(text) {
+    var node = el("div", { className: "tw-msg tw-customer tw-pending", "aria-label": "Sending" });
+    node.setAttribute("data-text", text);
+    node.appendChild(el("span", { className: "tw-name" }, "You"));
+    var body = el("div", { className: "tw-text" });
+    appendFormatted(body, text);
+    node.appendChild(body);
+    ui.log.appendChild(node);
+    return node;
+  }
+
+  function beginTurn(frame, text) {
+    var ref = "r" + (++state.refs);
+    frame.ref = ref;
+    var node = pendingBubble(text);
+    state.pendingTurns[ref] = {
+      text: frame.type === "message" ? text : "",
+      node: node,
+      timer: setTimeout(function () { turnDone(ref); }, REPLY_TIMEOUT_MS),
+    };
+    queue(frame);
+    afterRender();
+  }
+
+  function sendText() {
+    var text = ui.input.value.trim();
+    if (!text) { ui.input.focus(); return; }
+    ui.input.value = "";
+    stopTyping();
+    beginTurn({ type: "message", text: text }, text);
+    ui.input.focus();
+  }
+
+  function sendButton(button) {
+    var title = String(button.title || button.payload);
+    beginTurn({ type: "button", title: title, payload: String(button.payload) }, title);
+  }
+
+  function noteTyping() {
+    if (state.mode === "bot") { return; } // only a person watching cares
+    if (!state.typingSent) { state.typingSent = true; transmit({ type: "typing", typing: true }); }
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(stopTyping, 3000);
+  }
+
+  function stopTyping() {
+    clearTimeout(state.typingTimer);
+    if (state.typingSent) { state.typingSent = false; transmit({ type: "typing", typing: false }); }
+  }
+
+  // -- boot -------------------------------------------------------------------------------------
+  function mount() {
+    build();
+    var saved = load();
+    if (saved.token) { start(); } // an ongoing conversation: restore it (and hear the agent) at once
+    if (saved.open) { openPanel(); }
+  }
+
+  window.TandemWidget = Object.freeze({
+    open: function () { if (ui.panel) { openPanel(); } },
+    close: function () { if (ui.panel) { closePanel(); } },
+    version: "1",
+  });
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", mount); }
+  else { mount(); }
+})();
