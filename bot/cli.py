@@ -118,13 +118,19 @@ def cmd_up(settings: Settings) -> None:
     print("starting the action server, Rasa and the web process ...", flush=True)
     stopping = {"now": False}
 
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
     def stop(*_: object) -> None:
         stopping["now"] = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    # While starting, Ctrl-C (or SIGTERM) aborts the start; once running, it ends the loop below.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         supervisor.start()
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
         print(
             f"\nTandem is running ({time.monotonic() - started:.0f}s to start).\n"
             f"  Chat (REST):      POST {settings.web_url}/api/conversations\n"
@@ -140,6 +146,8 @@ def cmd_up(settings: Settings) -> None:
                     print(f"{service.name} stopped unexpectedly (exit {service.process.returncode}); see {service.log_path}", flush=True)
                     stopping["now"] = True
             time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
     finally:
         print("\nstopping ...", flush=True)
         supervisor.stop()
