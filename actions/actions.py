@@ -1,12 +1,15 @@
-"""Custom actions. They decide; the router in Tandem's web process acts.
+"""Custom actions. actions/policy.py decides; these carry it out; the router in the web process acts.
 
-Answers come from the knowledge base. When a person is needed, an action says so with a custom
-payload `{"tandem": {"escalate": {...}}}` and the router creates the case and pauses Rasa: the
-action server never touches the hand-off queue itself.
+Every action gathers the signals (NLU, sentiment from nlu/sentiment.py, the conversation so far,
+the FAQ search) and asks the policy for one decision: answer, clarify ("Did you mean A or B?"),
+miss (ask to rephrase) or escalate. When a person is needed, an action says so with a custom
+payload `{"tandem": {"escalate": {reason, detail, reasons, ...}}}` and the router creates the
+case and pauses Rasa: the action server never touches the hand-off queue itself.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -14,10 +17,14 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.knowledge_access import knowledge_base, settings
+from actions.policy import (
+    COMPLAINT, FALLBACK, FAQ, OUT_OF_SCOPE, REQUEST_HUMAN, Candidate, Decision, Thresholds, decide, signals_from_tracker,
+)
 from knowledge.base import Match
 
 MISSES = "misses"  # consecutive turns the bot could not answer, whatever the cause
 MISS_KINDS = "miss_kinds"
+TIER = "tier"  # optional slot; the channel metadata {"tier"} is read too
 
 
 def _counter(tracker: Tracker, slot: str) -> int:
@@ -37,6 +44,11 @@ def _nlu_signals(tracker: Tracker) -> dict[str, Any]:
     }
 
 
+def _sentiment(tracker: Tracker) -> dict[str, Any]:
+    found = (tracker.latest_message or {}).get("sentiment") or {}
+    return {k: found.get(k) for k in ("label", "score", "cues", "english", "method")} if found else {}
+
+
 async def _search(text: str) -> list[Match]:
     """Embedding and FAISS run in a worker thread: the action server's loop stays free."""
     loop = asyncio.get_running_loop()
@@ -47,22 +59,31 @@ def _candidates(matches: list[Match]) -> list[dict[str, Any]]:
     return [{"faq_id": m.faq_id, "score": round(m.score, 4), "question": m.question} for m in matches]
 
 
-def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, detail: str, **signals: Any) -> list[EventType]:
-    """Tell the customer a person is coming and the router why; reset the miss counters."""
-    dispatcher.utter_message(
-        json_message={"tandem": {"escalate": {"reason": reason, "detail": detail, "nlu": _nlu_signals(tracker), **signals}}}
-    )
+def thresholds() -> Thresholds:
+    return Thresholds.from_settings(settings())
+
+
+def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, **signals: Any) -> list[EventType]:
+    """Tell the customer a person is coming and the router why (reasons with values); reset the miss counters."""
+    payload = {
+        "reason": decision.reason, "detail": decision.detail, "reasons": decision.to_dict()["reasons"],
+        "frustration": round(decision.frustration, 2), "sentiment": _sentiment(tracker), "nlu": _nlu_signals(tracker), **signals,
+    }
+    dispatcher.utter_message(json_message={"tandem": {"escalate": payload, "decision": "escalate"}})
     dispatcher.utter_message(response="utter_handoff")
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
-def answer(dispatcher: CollectingDispatcher, tracker: Tracker, best: Match, matches: list[Match]) -> list[EventType]:
+def answer(dispatcher: CollectingDispatcher, tracker: Tracker, best: Match, matches: list[Match], decision: Decision) -> list[EventType]:
     dispatcher.utter_message(
         json_message={
             "tandem": {
                 "answer": {"faq_id": best.faq_id, "score": round(best.score, 4), "category": best.category},
                 "candidates": _candidates(matches),
                 "nlu": _nlu_signals(tracker),
+                "sentiment": _sentiment(tracker),
+                "decision": "answer",
+                "reasons": decision.to_dict()["reasons"],
             }
         }
     )
@@ -70,39 +91,82 @@ def answer(dispatcher: CollectingDispatcher, tracker: Tracker, best: Match, matc
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
-def miss(
-    dispatcher: CollectingDispatcher, tracker: Tracker, kind: str, response: str, detail: str, matches: list[Match], **info: Any
-) -> list[EventType]:
-    """One more turn the bot could not answer; the `max_misses`-th in a row brings a person."""
-    misses = _counter(tracker, MISSES) + 1
-    kinds = [*(tracker.get_slot(MISS_KINDS) or []), kind][-settings().max_misses :]
-    if misses >= settings().max_misses:
-        return escalate(
-            dispatcher, tracker, kind, f"{detail}; {misses} unanswered turns in a row ({', '.join(kinds)})",
-            candidates=_candidates(matches), **info,
-        )
-    dispatcher.utter_message(json_message={"tandem": {"miss": {"kind": kind, **info}, "candidates": _candidates(matches)}})
+def clarify(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, matches: list[Match]) -> list[EventType]:
+    """"Did you mean A or B?" with buttons whose payloads name the FAQ (`/faq{"faq_id": ...}`)."""
+    a, b = decision.options
+    buttons = [{"title": o.question, "payload": "/faq" + json.dumps({"faq_id": o.faq_id})} for o in decision.options]
+    dispatcher.utter_message(json_message={"tandem": {
+        "clarify": {"options": [{"faq_id": o.faq_id, "score": round(o.score, 4), "question": o.question} for o in decision.options]},
+        "candidates": _candidates(matches), "nlu": _nlu_signals(tracker), "sentiment": _sentiment(tracker),
+        "decision": "clarify", "reasons": decision.to_dict()["reasons"],
+    }})
+    dispatcher.utter_message(text=f"Did you mean \"{a.question}\" or \"{b.question}\"?", buttons=buttons)
+    return []  # neither answered nor missed: the counters stay
+
+
+def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, response: str, matches: list[Match]) -> list[EventType]:
+    """One more turn the bot could not answer (the policy escalates when that is too many)."""
+    kind = decision.miss_kind or "unknown"
+    kinds = [*(tracker.get_slot(MISS_KINDS) or []), kind][-max(1, thresholds().max_misses):]
+    values = decision.reasons[0].values if decision.reasons else {}
+    info = {k: values[k] for k in ("best_score", "confidence") if k in values}
+    dispatcher.utter_message(json_message={"tandem": {
+        "miss": {"kind": kind, **info}, "candidates": _candidates(matches), "sentiment": _sentiment(tracker),
+        "decision": "miss", "reasons": decision.to_dict()["reasons"],
+    }})
     dispatcher.utter_message(response=response)
-    return [SlotSet(MISSES, misses), SlotSet(MISS_KINDS, kinds)]
+    return [SlotSet(MISSES, decision.misses_after(_counter(tracker, MISSES))), SlotSet(MISS_KINDS, kinds)]
+
+
+async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: str, miss_response: str) -> list[EventType]:
+    """The one path every action takes: gather signals, ask the policy, carry out its decision."""
+    parse = dict(tracker.latest_message or {})
+    text = parse.get("text") or ""
+    chosen = next((e.get("value") for e in parse.get("entities") or [] if e.get("entity") == "faq_id"), None)
+    matches = await _search(text) if route in (FAQ, FALLBACK) and not chosen and text.strip() else []
+    metadata = _metadata(tracker)
+    tier = tracker.get_slot(TIER) or metadata.get("tier")
+    signals = signals_from_tracker(
+        route, {**parse, "metadata": metadata}, tracker.events, [Candidate(m.faq_id, m.score, m.question) for m in matches],
+        _counter(tracker, MISSES), tier,
+    )
+    decision = decide(signals, thresholds())
+    if decision.action == "escalate":
+        return escalate(dispatcher, tracker, decision, candidates=_candidates(matches),
+                        **({"miss_kind": decision.miss_kind} if decision.miss_kind else {}))
+    if decision.action == "answer" and decision.faq_id:
+        best = next((m for m in matches if m.faq_id == decision.faq_id), None) or _entry_match(decision.faq_id)
+        if best is not None:
+            return answer(dispatcher, tracker, best, matches, decision)
+    if decision.action == "clarify":
+        return clarify(dispatcher, tracker, decision, matches)
+    return miss(dispatcher, tracker, decision, miss_response, matches)
+
+
+def _entry_match(faq_id: str) -> Match | None:
+    """The FAQ a customer picked from a "Did you mean" question (it may have been unpublished since)."""
+    try:
+        entry = knowledge_base().entry(faq_id)
+    except Exception:  # noqa: BLE001 - unknown or deleted entry: treat as a miss
+        return None
+    return Match(entry.id, 1.0, entry.question, entry.answer, entry.category, entry.question)
+
+
+def _metadata(tracker: Tracker) -> dict[str, Any]:
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return dict(event.get("metadata") or {})
+    return {}
 
 
 class ActionAnswerFaq(Action):
-    """Answer from the knowledge base, or ask to rephrase; the second miss in a row escalates."""
+    """Answer from the knowledge base, clarify between two close entries, or ask to rephrase."""
 
     def name(self) -> str:
         return "action_answer_faq"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        text = (tracker.latest_message or {}).get("text") or ""
-        matches = await _search(text)
-        threshold = settings().faq_threshold
-        if matches and matches[0].score >= threshold:
-            return answer(dispatcher, tracker, matches[0], matches)
-        best = matches[0].score if matches else 0.0
-        return miss(
-            dispatcher, tracker, "low_faq_confidence", "utter_rephrase",
-            f"best FAQ score {best:.2f} < {threshold:.2f}", matches, best_score=round(best, 4),
-        )
+        return await run_policy(dispatcher, tracker, FAQ, "utter_rephrase")
 
 
 class ActionHandleFallback(Action):
@@ -112,18 +176,7 @@ class ActionHandleFallback(Action):
         return "action_handle_fallback"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        text = (tracker.latest_message or {}).get("text") or ""
-        matches = await _search(text)
-        threshold = settings().faq_threshold
-        if matches and matches[0].score >= threshold:
-            return answer(dispatcher, tracker, matches[0], matches)
-        confidence = _nlu_signals(tracker)["confidence"]
-        best = matches[0].score if matches else 0.0
-        return miss(
-            dispatcher, tracker, "nlu_fallback", "utter_default",
-            f"NLU confidence {confidence:.2f} below the fallback threshold; best FAQ score {best:.2f} < {threshold:.2f}",
-            matches, confidence=confidence, best_score=round(best, 4),
-        )
+        return await run_policy(dispatcher, tracker, FALLBACK, "utter_default")
 
 
 class ActionOutOfScope(Action):
@@ -133,7 +186,7 @@ class ActionOutOfScope(Action):
         return "action_out_of_scope"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        return miss(dispatcher, tracker, "out_of_scope", "utter_out_of_scope", "question outside what the assistant covers", [])
+        return await run_policy(dispatcher, tracker, OUT_OF_SCOPE, "utter_out_of_scope")
 
 
 class ActionRequestHuman(Action):
@@ -143,7 +196,7 @@ class ActionRequestHuman(Action):
         return "action_request_human"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        return escalate(dispatcher, tracker, "customer_request", "the customer asked for a person")
+        return await run_policy(dispatcher, tracker, REQUEST_HUMAN, "utter_default")
 
 
 class ActionHandleComplaint(Action):
@@ -154,7 +207,7 @@ class ActionHandleComplaint(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         dispatcher.utter_message(response="utter_complaint_ack")
-        return escalate(dispatcher, tracker, "complaint", "the customer has a complaint")
+        return await run_policy(dispatcher, tracker, COMPLAINT, "utter_default")
 
 
 # Load the index and the embedding model when the action server imports this module, so the

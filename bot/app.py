@@ -22,8 +22,10 @@ from core.eventlog import EventLog
 from core.http import install_error_handler
 from core.settings import Settings
 from handoff import api as agent_api
+from handoff import console_ws
 from handoff.accounts import Accounts
 from handoff.queue import CaseQueue
+from knowledge import editor_api
 from knowledge.base import KnowledgeBase
 from knowledge.store import FaqStore
 
@@ -40,6 +42,8 @@ def create_app(settings: Settings) -> Sanic:
     app.blueprint(rest.bp)
     app.blueprint(widget_channel.bp)
     app.blueprint(agent_api.bp)
+    app.blueprint(console_ws.bp)
+    app.blueprint(editor_api.bp)
     telegram.install(app)  # webhook route + start/stop with the server when a token is set
 
     @app.before_server_start

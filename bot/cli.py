@@ -5,6 +5,7 @@
     index          rebuild the FAQ index from the store, with a progress bar
     seed           load data/faq.yml into an empty knowledge base
     create-user    create or reset a staff account (agent, supervisor, editor)
+    calibrate      choose the escalation thresholds from labelled data and write them to tandem.yml
 """
 from __future__ import annotations
 
@@ -154,6 +155,28 @@ def cmd_up(settings: Settings) -> None:
         print("stopped.")
 
 
+def cmd_calibrate(settings: Settings, target: float, escalation_target: float, dry_run: bool) -> None:
+    """Thresholds from data/eval (actions/calibration.py), written into the settings file."""
+    import os
+
+    from actions.calibration import calibrate
+    from bot.processes import train_model
+
+    create_schema(settings)
+    cmd_seed(settings)
+    kb = knowledge_base(settings)
+    kb.open()
+    settings_file = Path(os.environ.get("TANDEM_CONFIG", settings.root / "tandem.yml"))
+    result = calibrate(settings, kb, train_model(settings), target, escalation_target, settings_file=None if dry_run else settings_file)
+    faq, esc = result["faq"], result["escalation"]
+    print(f"faq_threshold {faq['threshold']:.2f}: answer precision {faq['precision']:.3f}, {faq['coverage']:.1%} of answerable "
+          f"questions answered right ({result['heldout']} held-out questions, target {target})")
+    print(f"sentiment_threshold {esc['sentiment_threshold']}, frustration_threshold {esc['frustration_threshold']}: escalation precision "
+          f"{esc['precision']:.3f}, recall {esc['recall']:.3f}, {esc['on_time']:.0%} within one turn ({result['conversations']} conversations)")
+    print("plots: docs/img/calibration-faq-threshold.png, docs/img/calibration-escalation.png")
+    print("not written (--dry-run)" if dry_run else f"written to {settings_file}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tandem", description="Tandem: a support assistant where the bot and the people work in tandem")
     sub = parser.add_subparsers(dest="command")
@@ -166,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("--role", choices=("agent", "supervisor", "editor"), default="agent")
     user.add_argument("--name", default="", help="display name shown to customers")
     user.add_argument("--password", help="omit to be asked")
+    calibrate = sub.add_parser("calibrate", help="calibrate faq/sentiment/frustration thresholds on data/eval (writes tandem.yml)")
+    calibrate.add_argument("--target", type=float, default=0.75, help="answer precision the FAQ threshold must reach")
+    calibrate.add_argument("--escalation-target", type=float, default=0.85, help="precision escalations must reach")
+    calibrate.add_argument("--dry-run", action="store_true", help="print the values, do not write tandem.yml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings()
@@ -180,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd_index(settings)
     elif command == "seed":
         cmd_seed(settings)
+    elif command == "calibrate":
+        cmd_calibrate(settings, args.target, args.escalation_target, args.dry_run)
     elif command == "create-user":
         create_schema(settings)
         password = args.password or getpass.getpass(f"password for {args.username}: ")

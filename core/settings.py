@@ -38,6 +38,14 @@ class Settings:
     faq_clarify_margin: float = 0.05
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.
     max_misses: int = 2
+    # Escalation policy (actions/policy.py; calibrated by `./tandem calibrate`, docs/evaluation.md).
+    clarify_margin: float = 0.03  # top two FAQs closer than this -> "Did you mean A or B?"
+    clarify_floor: float = 0.45  # ... when both score at least this
+    sentiment_threshold: float = -0.5  # mean sentiment over sentiment_turns turns at or below -> a person
+    sentiment_turns: int = 2
+    strong_negative: float = -0.8  # one message this negative with a frustration cue -> a person
+    frustration_threshold: float = 2.0  # frustration points (cues, repeats, misses, falling trend)
+    priority_tiers: str = "gold,vip"  # customer tiers (metadata/slot "tier") escalated sooner
     rasa_timeout_s: float = 20.0
     agent_session_hours: float = 8.0
     max_message_chars: int = 4000

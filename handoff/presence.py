@@ -94,6 +94,11 @@ class Presence:
         async with self._engine.begin() as conn:
             await conn.execute(agent_status.update().where(agent_status.c.account_id == account_id).values(seen_at=time.time()))
 
+    async def went_away(self, account_id: int) -> None:
+        """The agent's last console closed: absent at once (their chosen status is kept for next time)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(agent_status.update().where(agent_status.c.account_id == account_id).values(seen_at=0.0))
+
     async def configure(self, account_id: int, teams: list[str] | None = None, capacity: int | None = None) -> AgentState:
         """A supervisor sets an agent's teams (skills) and capacity."""
         values: dict[str, Any] = {"updated_at": time.time()}

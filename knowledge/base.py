@@ -1,8 +1,8 @@
 """KnowledgeBase: the store, the embedder and the index working together.
 
-Every process that answers questions holds one. Before a search it checks (at most every
-`refresh_interval` seconds, one cheap query) whether the store's revision moved, and if so
-re-embeds only the changed entries. So a published edit is live in every process, on every
+Every process that answers questions holds one. A background thread (started by the first
+search) and every search check (at most every `refresh_interval` seconds, one cheap query)
+whether the store's revision moved, and if so re-embed only the changed entries. So a published edit is live in every process, on every
 machine sharing the database, within about a second, with no retraining and no restart.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -58,6 +59,11 @@ class KnowledgeBase:
         self._entries: dict[str, Faq] = {}
         self._last_check = 0.0
         self._lock = threading.RLock()
+        self._watcher: threading.Thread | None = None
+        self._closed = threading.Event()
+        self.save_interval = 30.0
+        self._dirty = False
+        self._last_save = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, progress: Progress | None = None) -> None:
@@ -113,8 +119,27 @@ class KnowledgeBase:
                 return 0
             changed = self.store.changed_since(self.index.revision)
             self.apply(changed)
+            self._dirty = True
+        if self._watcher is None:
+            self.save_if_due(0.0)  # no background thread: save now, as before
+        return len(changed)
+
+    def save_if_due(self, min_interval: float | None = None) -> bool:
+        """Save the index if it changed and the last save is `min_interval` seconds old.
+
+        The saved file is only a cache of the store (open() catches up from its revision), so a
+        watching instance saves at most every `save_interval` seconds instead of after every
+        edit: at 50,000 entries writing the index takes seconds, which must not delay an edit
+        going live.
+        """
+        wait = self.save_interval if min_interval is None else min_interval
+        with self._lock:  # a consistent picture: no refresh half-applied while writing
+            if not self._dirty or time.monotonic() - self._last_save < wait:
+                return False
+            self._dirty = False
+            self._last_save = time.monotonic()
             self.index.save(self.index_dir)
-            return len(changed)
+            return True
 
     def apply(self, changed: Iterable[Faq]) -> None:
         """Update the index for these entries (embedding only the ones that stay live)."""
@@ -135,9 +160,49 @@ class KnowledgeBase:
             if changed:
                 self.index.revision = max(self.index.revision, max(f.revision for f in changed))
 
+    def watch(self) -> None:
+        """Poll the store every `refresh_interval` in a background thread and apply changes there.
+
+        An edit is then embedded and indexed before the next customer asks, instead of on that
+        customer's time. Started by the first search(), so only instances that answer watch;
+        the thread holds only a weak reference and ends when the instance is closed or dropped.
+        """
+        if self._watcher is not None:
+            return
+        ref = weakref.ref(self)
+        interval = max(self.refresh_interval, 0.1)
+        closed = self._closed
+
+        def loop() -> None:
+            failures = 0
+            while not closed.wait(interval):
+                kb = ref()
+                if kb is None:
+                    return
+                try:
+                    kb.refresh(force=True)
+                    kb.save_if_due()
+                    failures = 0
+                except Exception as exc:  # noqa: BLE001 - the database may be restarting; keep trying
+                    failures += 1
+                    if failures in (1, 10) or failures % 100 == 0:
+                        log.warning("knowledge base refresh failed (%d in a row): %s", failures, exc)
+                del kb
+
+        self._watcher = threading.Thread(target=loop, name="knowledge-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop the background watcher and save unsaved changes (searching still works)."""
+        self._closed.set()
+        with self._lock:
+            self.save_if_due(0.0)
+
     # -- answering -------------------------------------------------------------------------
     def search(self, text: str, k: int = 5) -> list[Match]:
         """The k best published entries for a customer's text, best first."""
+        if self._watcher is None and not self._closed.is_set():
+            self.watch()
         self.refresh()
         vector = self.embedder.encode([text])[0]
         return self.search_vector(vector, k)

@@ -128,7 +128,7 @@ class FaqIndex:
                 "revision": self.revision,
                 "next_id": self._next_id,
                 "owners": {str(k): v for k, v in self._vector_owner.items()},
-                "faqs": self._faq_vectors,
+                "faqs": {k: list(v) for k, v in self._faq_vectors.items()},  # a copy: dumped outside the lock
             }
             fd, tmp_index = tempfile.mkstemp(dir=folder, suffix=".faiss.tmp")
             os.close(fd)

@@ -146,6 +146,11 @@ class FaqStore:
     def __init__(self, engine: sa.engine.Engine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> sa.engine.Engine:
+        """The database the store lives in (the editors' usage and gap reports read it too)."""
+        return self._engine
+
     # -- reading ---------------------------------------------------------------------------
     def get(self, faq_id: str, include_deleted: bool = False) -> Faq:
         with self._engine.connect() as conn:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 PROFANITY = re.compile(
     r"\b(f+u+c+k\w*|wtf|sh[i1]t\w*|crap\w*|damn\w*|bullsh\w*|bs|ass(hole)?s?|bastard\w*|piss\w*|bloody|"
-    r"screw (you|this|that)|sucks?|stfu|f\*+\w*|s\*+t|a\*+s)\b",
+    r"screw (you|this|that)|sucks?|stfu)\b",
     re.IGNORECASE,
 )
+MASKED_PROFANITY = re.compile(r"(?<!\w)[fsab][*#@$%]{2,}\w*", re.IGNORECASE)  # "f***", "s#!t"
 # Support-desk frustration: about the service or the conversation itself.
 FRUSTRATION = re.compile(
     r"\b(useless|pointless|hopeless|ridiculous|unacceptable|absurd|pathetic|joke|disgrace\w*|disgusting|"
@@ -86,13 +87,17 @@ def find_cues(text: str) -> Cues:
     words = WORD.findall(text)
     long_words = [w for w in words if len(w) >= 3 and w.isascii()]
     caps = [w for w in long_words if w.isupper()]
-    shouting = len(caps) >= 2 and len(caps) / max(1, len(long_words)) >= 0.6
+    run = longest = 0
+    for w in words:  # "WHERE IS MY PARCEL" inside a calmer sentence is shouting too
+        run = run + 1 if len(w) >= 2 and w.isupper() and w.isascii() else 0
+        longest = max(longest, run)
+    shouting = len(caps) >= 2 and (len(caps) / max(1, len(long_words)) >= 0.6 or longest >= 3)
     runs = [len(m) for m in re.findall(r"[!?]*![!?]*", text)]
     frustration = sorted({m.group(0).lower() for m in FRUSTRATION.finditer(text)})
     return Cues(
         shouting=shouting,
         exclamations=max(runs, default=0),
-        profanity=len(PROFANITY.findall(text)),
+        profanity=len(PROFANITY.findall(text)) + len(MASKED_PROFANITY.findall(text)),
         frustration=frustration,
         english=is_english(words),
     )

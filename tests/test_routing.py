@@ -34,7 +34,7 @@ from handoff.presence import Presence, PresenceError
 from handoff.queue import AgentFull, CaseQueue
 from handoff.routing import RoutingRules, category_of, sentiment_severity
 from handoff.schema import cases
-from tests.conftest import free_port, postgres_url, stack_settings
+from tests.conftest import Stack, free_port, postgres_url, stack_settings, wait_until
 
 
 # -- pure rules ------------------------------------------------------------------------------
@@ -298,3 +298,109 @@ async def test_unannounced_assignment_is_announced_after_restart(tmp_path: Path)
     finally:
         await again.router.rasa.close()
         await again.engine.dispose()
+
+
+# -- through the running stack (real Rasa, actions, web process) ------------------------------
+def test_auto_assignment_through_the_stack(stack: Stack) -> None:
+    """An online agent gets the case without claiming; the customer is told who joined."""
+    agent = stack.login("agent2")
+    try:
+        assert agent.post("/presence", {"status": "online"}).json()["presence"]["effective_status"] == "online"
+        customer = stack.new_conversation()
+        reply = customer.say("I want to talk to a person")
+        queued = [r for r in reply["replies"] if r.get("kind") == "queued"][0]
+        assert "Estimated wait" in queued["text"] and "No one from our team is online" not in queued["text"]
+        joined = wait_until(lambda: [m for m in customer.messages() if m.get("kind") == "agent_joined"], timeout=15)
+        assert joined[0]["agent_name"] == "Sam Support"
+        case = agent.case_for(customer.conversation_id, status="mine")
+        assert case["assigned_by"] == "auto"
+        assert agent.post(f"/cases/{case['id']}/messages", {"text": "Hi, Sam here."}).status_code == 201
+        assert agent.post(f"/cases/{case['id']}/close", {"resolution": "resolved"}).status_code == 200
+    finally:
+        assert agent.post("/presence", {"status": "offline"}).status_code == 200
+    assert agent.post("/presence", {"status": "napping"}).status_code == 400
+
+
+def test_context_suggestions_notes_canned(stack: Stack) -> None:
+    customer = stack.new_conversation()
+    customer.say("how can I track my order?")  # answered: the bot's candidates are recorded
+    customer.say("I want to talk to a person")
+    customer.say("how long does a refund take?")  # typed while waiting
+    agent = stack.login("agent")
+    case = agent.case_for(customer.conversation_id)
+    context = agent.get(f"/cases/{case['id']}/context").json()
+    assert context["conversation"]["channel"] == "rest" and context["conversation"]["mode"] == "waiting"
+    assert context["escalation"]["reason"] == case["reason"] and context["escalation"]["detail"]
+    # The FAQ candidates the bot weighed: on the escalation itself or on the misses before it.
+    weighed = context["escalation"]["candidates"] or [c for t in context["turns"] for c in t.get("candidates", [])]
+    assert weighed and all({"faq_id", "score"} <= set(c) for c in weighed)
+    assert "intent" in context["escalation"]["nlu"]
+    assert [t["kind"] for t in context["turns"]].count("escalated") == 1
+    answered = [t for t in context["turns"] if t["kind"] == "answered"][0]
+    assert answered["faq_id"] == "orders-track-order" and answered["nlu"]["intent"]
+    assert "how long does a refund take?" in [m["text"] for m in context["transcript"]]
+
+    suggestions = agent.get(f"/cases/{case['id']}/suggestions").json()
+    assert suggestions["query"] == "how long does a refund take?"
+    assert suggestions["suggestions"][0]["faq_id"].startswith("refunds-")
+
+    note = agent.post(f"/cases/{case['id']}/notes", {"text": "VIP, be gentle"})
+    assert note.status_code == 201
+    assert [n["text"] for n in agent.get(f"/cases/{case['id']}/notes").json()["notes"]] == ["VIP, be gentle"]
+    assert all(m["text"] != "VIP, be gentle" for m in customer.messages())  # never reaches the customer
+    assert agent.post(f"/cases/{case['id']}/notes", {"text": "  "}).status_code == 400
+
+    canned = agent.get("/canned").json()["canned"]
+    assert canned and {"title", "text"} <= set(canned[0])
+    added = agent.post("/canned", {"title": "Refund time", "text": "Refunds take 5-10 working days."})
+    assert added.status_code == 201
+    supervisor = stack.login("supervisor")
+    deleted = stack.http.delete(f"/api/agent/canned/{added.json()['canned']['id']}", headers=supervisor.headers)
+    assert deleted.status_code == 200
+    refused = stack.http.delete(f"/api/agent/canned/{canned[0]['id']}", headers=agent.headers)
+    assert refused.status_code == 403
+    assert agent.post(f"/cases/{case['id']}/claim").status_code == 200
+    assert agent.post(f"/cases/{case['id']}/close").status_code == 200
+
+
+def test_transfer_to_team_and_supervisor_takeover(stack: Stack) -> None:
+    customer = stack.new_conversation()
+    customer.say("I want to talk to a person")
+    alex, sam, boss = stack.login("agent"), stack.login("agent2"), stack.login("supervisor")
+    case = alex.case_for(customer.conversation_id)
+    assert alex.post(f"/cases/{case['id']}/claim").status_code == 200
+    assert sam.post(f"/cases/{case['id']}/transfer", {"team": "billing"}).status_code == 409  # not Sam's
+    assert alex.post(f"/cases/{case['id']}/transfer", {"team": "astrology"}).status_code == 400
+    assert alex.post(f"/cases/{case['id']}/transfer", {}).status_code == 400
+    moved = alex.post(f"/cases/{case['id']}/transfer", {"team": "billing", "note": "invoice question"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["case"]["status"] == "waiting" and moved.json()["case"]["team"] == "billing"
+    last = customer.messages()[-1]
+    assert last["kind"] == "transferred" and "billing team" in last["text"]
+    notes = sam.get(f"/cases/{case['id']}/notes").json()["notes"]
+    assert notes[-1]["kind"] == "transfer" and "invoice question" in notes[-1]["text"]
+
+    assert sam.post(f"/cases/{case['id']}/claim").status_code == 200
+    assert alex.post(f"/cases/{case['id']}/takeover").status_code == 403  # agents cannot
+    taken = boss.post(f"/cases/{case['id']}/takeover")
+    assert taken.status_code == 200 and taken.json()["case"]["agent_name"] == "Pat Supervisor"
+    assert customer.messages()[-1]["agent_name"] == "Pat Supervisor"
+    assert sam.post(f"/cases/{case['id']}/messages", {"text": "still mine?"}).status_code == 409
+    assert boss.post(f"/cases/{case['id']}/messages", {"text": "Pat here, I'll finish this."}).status_code == 201
+    assert boss.post(f"/cases/{case['id']}/close", {"resolution": "resolved"}).status_code == 200
+    assert customer.say("how can I track my order?")["mode"] == "bot"
+
+
+def test_supervisor_configures_teams_and_capacity(stack: Stack) -> None:
+    boss, alex = stack.login("supervisor"), stack.login("agent")
+    agents = boss.get("/agents").json()
+    me = alex.get("/me").json()["account"]
+    assert set(agents["teams"]) == {"billing", "shipping", "technical", "complaints"}
+    put = lambda who, body: stack.http.put(f"/api/agent/agents/{me['id']}", headers=who.headers, json=body)  # noqa: E731
+    assert put(alex, {"capacity": 9}).status_code == 403
+    assert put(boss, {"teams": ["nope"]}).status_code == 400
+    assert put(boss, {"capacity": "lots"}).status_code == 400
+    done = put(boss, {"teams": ["billing", "shipping"], "capacity": 4}).json()["agent"]
+    assert (done["teams"], done["capacity"]) == (["billing", "shipping"], 4)
+    restored = put(boss, {"teams": agents["teams"], "capacity": 3}).json()["agent"]
+    assert restored["capacity"] == 3

@@ -301,6 +301,12 @@ def test_agent_reply_is_pushed_live(stack: Stack) -> None:
             while joined["message"].get("kind") != "agent_joined":
                 joined = await next_frame(ws, kind="message")
             assert joined["message"]["agent_name"] == "Alex Agent"
+            # the agent types in the console: the widget hears it
+            console = stack.settings.web_url.replace("http://", "ws://") + f"/api/agent/ws?token={agent.token}"
+            async with websockets.connect(console) as agent_ws:
+                await agent_ws.send(json.dumps({"type": "typing", "case_id": case["id"], "typing": True}))
+                typing = await next_frame(ws, kind="typing")
+                assert typing["typing"] is True and typing["agent_name"] == "Alex Agent"
             posted = await asyncio.to_thread(agent.post, f"/cases/{case['id']}/messages", {"text": "Hi, Alex here."})
             assert posted.status_code == 201
             live = await next_frame(ws, kind="message")
@@ -308,3 +314,24 @@ def test_agent_reply_is_pushed_live(stack: Stack) -> None:
             assert (live["message"]["text"], live["message"]["agent_name"]) == ("Hi, Alex here.", "Alex Agent")
 
     asyncio.run(scenario())
+
+
+def test_message_sent_just_before_leaving_is_kept_and_answered(stack: Stack) -> None:
+    """Closing the page right after sending must not lose the message (nor its answer)."""
+    session = new_session(stack)
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with websockets.connect(ws_url(stack, session["token"])) as ws:
+            await next_frame(ws, kind="history")
+            await ws.send(json.dumps({"type": "message", "text": TRACK_QUESTION}))
+        # gone at once; come back until the answer is in the history (bounded)
+        for _ in range(60):
+            async with websockets.connect(ws_url(stack, session["token"])) as ws:
+                history = (await next_frame(ws, kind="history"))["messages"]
+            if any(m.get("faq_id") for m in history):
+                return history
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"the answer never arrived: {history}")
+
+    history = asyncio.run(scenario())
+    assert [(m["sender"], m.get("faq_id")) for m in history] == [("customer", None), ("bot", "orders-track-order")]

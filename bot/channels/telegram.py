@@ -17,6 +17,7 @@ registered with setWebhook(<public url>/telegram/webhook, secret_token) at start
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import os
@@ -60,6 +61,7 @@ COMMANDS = [
 ]
 ALLOWED_UPDATES = ["message", "callback_query"]
 WEBHOOK_PATH = "/telegram/webhook"
+
 
 def _file_url(api_url: str) -> str:
     """PTB's file URL next to the API URL (https://api.telegram.org/bot -> .../file/bot)."""
@@ -183,7 +185,13 @@ class TelegramChannel:
 
     async def _catch_up(self) -> None:
         """Deliver what was said while this process was down (e.g. an agent on another instance)."""
-        since = time.time() - 3600
+        try:
+            await self._kick_undelivered(since=time.time() - 3600)
+        except Exception:  # noqa: BLE001 - the live path works without it
+            log.exception("Telegram catch-up failed; new messages are still delivered")
+
+    async def _kick_undelivered(self, since: float) -> None:
+        """Drain every Telegram conversation with messages newer than `since` and never claimed."""
         query = (
             sa.select(sa.distinct(messages.c.conversation_id))
             .select_from(messages.join(conversations, conversations.c.id == messages.c.conversation_id))
@@ -231,7 +239,8 @@ class TelegramChannel:
         except DeliveryFailed as exc:
             log.warning("notice to chat %s not delivered: %s", chat.id, exc)
 
-    def _turn(self, update: Update) -> Any:
+    def _turn(self, update: Update) -> contextlib.AbstractAsyncContextManager[None]:
+        """One chat's updates are handled one at a time, in arrival order."""
         assert update.effective_chat is not None
         return self._turns.hold(str(update.effective_chat.id))
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ChatAction
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.channels.deliveries import DeliveryLedger
@@ -155,7 +156,7 @@ async def call_telegram(action: Callable[[], Awaitable[T]], what: str) -> T:
             log.info("%s: flood control, retrying in %.1fs", what, wait)
             await asyncio.sleep(wait)
         except (Forbidden, ChatMigrated, BadRequest) as exc:  # BadRequest is a NetworkError: first
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc.message}") from exc
+            raise DeliveryFailed(exc.message) from exc  # e.g. "Forbidden: bot was blocked by the user"
         except NetworkError as exc:  # includes TimedOut
             if network_failures >= len(NETWORK_BACKOFF_S) or attempt == MAX_ATTEMPTS:
                 raise DeliveryFailed(f"network: {exc.message}") from exc
@@ -239,12 +240,32 @@ class TelegramOutbox:
     async def _listen(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
             event = await queue.get()
-            message = event.get("message") if isinstance(event, dict) else None
+            if not isinstance(event, dict):
+                continue
+            if event.get("type") == "typing" and event.get("sender") == "agent" and event.get("typing"):
+                self._typing(chat_id_of(event.get("external_id")))
+                continue
+            message = event.get("message")
             if event.get("type") != "message" or not isinstance(message, dict):
                 continue
             if message.get("sender") == "customer" or not message.get("conversation_id"):
                 continue
             self.kick(str(message["conversation_id"]))
+
+    def _typing(self, chat_id: int | None) -> None:
+        """Show "typing..." while an agent writes (live only; every instance may send it, harmless)."""
+        if chat_id is None:
+            return
+
+        async def show() -> None:
+            try:
+                await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
+            except TelegramError as exc:
+                log.info("typing indicator for chat %s not shown: %s", chat_id, exc)
+
+        task = asyncio.create_task(show())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def kick(self, conversation_id: str) -> None:
         """Drain soon, in the background; a drain already waiting will see the new message."""

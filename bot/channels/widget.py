@@ -16,12 +16,15 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 from sanic import Blueprint, Request
+from sanic.exceptions import WebsocketClosed
 from sanic.response import HTTPResponse, file, json as json_response
 from sanic.server.websockets.impl import WebsocketImplProtocol
+from websockets.connection import OPEN
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Data
 
 from bot.channels import tokens
 from bot.conversations import Conversation, UnknownConversation
@@ -29,6 +32,7 @@ from bot.router import InvalidMessage, Router
 from core.http import ApiError, read_json
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHANNEL = "widget"
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -157,16 +161,13 @@ async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
         shown = await _send_history(request, ws, conversation_id, request.ctx.after)
         pusher = asyncio.create_task(_push_updates(ws, updates, shown))
         await _serve_client(request, ws, conversation_id)
-    except ConnectionClosed:
-        pass
+    except (ConnectionClosed, WebsocketClosed):
+        pass  # the customer went away (page closed, network gone): the widget reconnects
     finally:
         bus.unsubscribe(topic, updates)
         if pusher is not None:
             pusher.cancel()
-            try:
-                await pusher
-            except (asyncio.CancelledError, ConnectionClosed):
-                pass
+            await asyncio.gather(pusher, return_exceptions=True)
 
 
 async def _send(ws: WebsocketImplProtocol, frame: dict[str, Any]) -> None:
@@ -203,19 +204,50 @@ async def _push_updates(ws: WebsocketImplProtocol, updates: asyncio.Queue[dict[s
             await _send(ws, {"type": "typing", "typing": bool(event.get("typing")), "agent_name": event.get("agent_name")})
 
 
+async def receive(ws: WebsocketImplProtocol, check_every: float = 15.0) -> Data | None:
+    """The next client frame, or None once the connection is closed.
+
+    Sanic 21.12's own `ws.recv()` hands a bare coroutine to asyncio.wait, which Python 3.11
+    refuses (TypeError); this is the same logic with a task. The close handshake cancels
+    `recv_cancel` as it does for recv(); the periodic state check covers a close that lands
+    while no receive is pending.
+    """
+    loop = asyncio.get_running_loop()
+    async with ws.recv_lock:
+        if ws.connection.state is not OPEN:
+            return None
+        getter = asyncio.ensure_future(ws.assembler.get())
+        try:
+            while True:
+                cancel = loop.create_future()
+                ws.recv_cancel = cancel
+                done, _ = await asyncio.wait((cancel, getter), timeout=check_every, return_when=asyncio.FIRST_COMPLETED)
+                ws.recv_cancel = None
+                if getter in done:
+                    return getter.result()
+                if cancel in done or ws.connection.state is not OPEN:
+                    return None
+        finally:
+            ws.recv_cancel = None
+            if not getter.done():
+                getter.cancel()
+
+
 async def _serve_client(request: Request, ws: WebsocketImplProtocol, conversation_id: str) -> None:
     """Client -> router, one frame at a time (so a customer's messages keep their order)."""
     while True:
-        raw = await ws.recv()
+        raw = await receive(ws)
+        if raw is None:
+            return
         ref: Any = None
         try:
             frame = parse_frame(raw)
             ref = frame.get("ref")
-            reply = await _handle(request, conversation_id, frame)
+            reply = await _finish_even_if_gone(_handle(request, conversation_id, frame))
         except (FrameError, InvalidMessage) as exc:
             await _send(ws, {"type": "error", "error": str(exc), "ref": ref})
             continue
-        except ConnectionClosed:
+        except (ConnectionClosed, WebsocketClosed):
             raise
         except Exception:  # noqa: BLE001 - one bad turn must not cost the customer the connection
             log.exception("widget conversation %s: frame failed", conversation_id)
@@ -225,10 +257,23 @@ async def _serve_client(request: Request, ws: WebsocketImplProtocol, conversatio
             await _send(ws, {**reply, "ref": ref})
 
 
-def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
+_turns_in_flight: set[asyncio.Task[Any]] = set()
+
+
+async def _finish_even_if_gone(work: Awaitable[T]) -> T:
+    """Run a turn to the end even if the customer closes the page meanwhile.
+
+    Sanic cancels the handler when the connection drops; a message that was already received
+    must still be stored and answered (the answer waits in the history for the next visit).
+    """
+    task = asyncio.ensure_future(work)
+    _turns_in_flight.add(task)
+    task.add_done_callback(_turns_in_flight.discard)
+    return await asyncio.shield(task)
+
+
+def parse_frame(raw: Data) -> dict[str, Any]:
     """A client frame as a dict with a known `type`, or FrameError saying what is wrong."""
-    if raw is None:
-        raise FrameError("empty frame")
     if isinstance(raw, (bytes, bytearray, memoryview)):
         raise FrameError("binary frames are not accepted; send JSON text")
     if len(raw.encode("utf-8", errors="replace")) > MAX_FRAME_BYTES:

@@ -46,6 +46,21 @@
     return node;
   }
 
+  /** A speech-bubble icon drawn with SVG (no emoji font needed on the host's machine). */
+  function chatIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("class", "tw-launcher-icon");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   var URL_PATTERN = /https?:\/\/[^\s<>"'`]+/gi;
   var TRAILING = /[.,;:!?)\]}]+$/;
 
@@ -95,7 +110,7 @@
       type: "button", className: "tw-launcher", "aria-label": "Open chat with " + TITLE,
       "aria-expanded": "false", "aria-controls": "tw-panel",
     });
-    launcher.appendChild(el("span", { className: "tw-launcher-icon", "aria-hidden": "true" }, "💬"));
+    launcher.appendChild(chatIcon());
     launcher.appendChild(el("span", { className: "tw-launcher-label" }, "Chat"));
     var badge = el("span", { className: "tw-badge", "aria-hidden": "true", hidden: "" });
     launcher.appendChild(badge);
@@ -208,7 +223,8 @@
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
-        if (response.status === 401 && token) { return session(null); } // stale/forged: start afresh
+        // stale, forged or another site's token: start a new conversation
+        if ((response.status === 401 || response.status === 403) && token) { return session(null); }
         if (response.status === 403) {
           state.blocked = true;
           throw new Error(data.error || "This chat is not available on this site.");

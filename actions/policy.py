@@ -1,0 +1,346 @@
+"""The one decision: answer, ask "did you mean A or B?", count a miss, or bring in a person.
+
+Every action hands its signals here and does what comes back, so there is a single place where
+the signals meet and a single set of thresholds (calibrated by `./tandem calibrate`, stored in
+tandem.yml). Each decision carries its reasons with the values that triggered them, e.g.
+"sentiment -0.72 over 2 turns <= -0.50; best FAQ score 0.41 < 0.55", which reach the agent
+console (case detail/signals) and the event log.
+
+Pure Python on plain dicts (Rasa tracker events, parse data): no rasa_sdk import, so the
+benchmarks run exactly this code on labelled conversations.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Sequence
+
+# Routes: which action asked (from the NLU intent, see data/rules.yml).
+FAQ, FALLBACK, OUT_OF_SCOPE, REQUEST_HUMAN, COMPLAINT = "faq", "fallback", "out_of_scope", "request_human", "complaint"
+ROUTE_OF_INTENT = {"faq": FAQ, "nlu_fallback": FALLBACK, "out_of_scope": OUT_OF_SCOPE, "request_human": REQUEST_HUMAN, "complain": COMPLAINT}
+# Primary reason when several apply: the customer's own words first, then risk, then mood.
+PRIORITY = ("customer_request", "sensitive_topic", "complaint", "negative_sentiment", "frustration", "priority_customer")
+
+SENSITIVE = {
+    "legal": r"lawyers?|solicitors?|attorneys?|sue|suing|lawsuit|legal action|court|small claims|trading standards|ombudsman",
+    "fraud": r"fraud\w*|scam(med)?|stolen (card|identity)|identity theft|unauthori[sz]ed (charge|payment|transaction|purchase)s?|"
+             r"hacked|someone (else )?(used|accessed|logged into) my",
+    "safety": r"caught fire|on fire|fire hazard|smok(e|ed|ing)|burn(ed|t|s)? (me|my|him|her|the house)|injur\w*|"
+              r"electric(al)? shock|shocked me|sparks?|explod\w*|exploded|overheat\w*|chok(e|ed|ing)|unsafe|dangerous|hospital",
+    # Leaving is sensitive only when the customer is also unhappy (churn); a calm "how do I delete my
+    # account" is an FAQ.
+    "cancellation": r"cancel (my )?(membership|account|subscription|contract)|close my account|delete my account|"
+                    r"leave northwind|(done|finished) with (you|northwind)|never (order|shop|buy)\w* (here|from you)? ?again",
+}
+SENSITIVE_RE = {kind: re.compile(rf"\b({pattern})\b", re.IGNORECASE) for kind, pattern in SENSITIVE.items()}
+WORDS = re.compile(r"[a-z0-9']+")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The numbers the decision depends on; defaults are overridden from Settings (tandem.yml)."""
+
+    faq_threshold: float = 0.55  # answer when the best FAQ scores at least this
+    clarify_margin: float = 0.03  # top two FAQs closer than this -> ask which one
+    clarify_floor: float = 0.45  # ... if both score at least this
+    sentiment_threshold: float = -0.5  # mean sentiment over `sentiment_turns` turns at or below -> a person
+    sentiment_turns: int = 2
+    strong_negative: float = -0.8  # one message this negative, with a frustration cue, is enough
+    frustration_threshold: float = 2.0  # summed frustration points (see frustration())
+    max_misses: int = 2  # unanswered turns in a row
+    priority_tiers: tuple[str, ...] = ("gold", "vip")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Thresholds":
+        """Take every field Settings has (older settings files simply keep the defaults)."""
+        values = {name: getattr(settings, name) for name in cls.__dataclass_fields__ if hasattr(settings, name)}
+        if isinstance(values.get("priority_tiers"), str):
+            values["priority_tiers"] = tuple(t.strip().lower() for t in values["priority_tiers"].split(",") if t.strip())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    faq_id: str
+    score: float
+    question: str = ""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier customer message and what the bot did with it."""
+
+    text: str
+    intent: str | None = None
+    sentiment: float | None = None  # None: not scored (a button payload, a non-English message)
+    cues: tuple[str, ...] = ()
+    outcome: str | None = None  # answer | clarify | miss | escalate | None (a plain utterance)
+    faq_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Signals:
+    route: str
+    text: str
+    intent: str | None = None
+    confidence: float = 0.0
+    intent_gap: float = 1.0  # top intent confidence minus the second's
+    sentiment: float | None = None
+    cues: tuple[str, ...] = ()
+    matches: tuple[Candidate, ...] = ()
+    history: tuple[Turn, ...] = ()
+    misses: int = 0  # unanswered turns in a row before this one
+    tier: str | None = None
+    chosen_faq: str | None = None  # the customer picked an option of a "Did you mean" question
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    detail: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # answer | clarify | miss | escalate
+    reasons: tuple[Reason, ...] = ()
+    faq_id: str | None = None
+    options: tuple[Candidate, ...] = ()
+    miss_kind: str | None = None
+    frustration: float = 0.0
+
+    def misses_after(self, misses: int) -> int:
+        """The unanswered-turns counter after this decision (a clarify question leaves it as it was)."""
+        return misses + 1 if self.action == "miss" else misses if self.action == "clarify" else 0
+
+    @property
+    def reason(self) -> str:
+        return self.reasons[0].code if self.reasons else self.action
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(r.detail for r in self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.action, "reason": self.reason, "detail": self.detail,
+            "reasons": [asdict(r) for r in self.reasons], "frustration": round(self.frustration, 2),
+        }
+
+
+# -- signals from Rasa's tracker ----------------------------------------------------------------
+def turns_from_events(events: Iterable[dict[str, Any]]) -> list[Turn]:
+    """Customer turns of the current stretch of bot conversation, oldest first, with outcomes.
+
+    A stretch restarts at a new session and when an agent hands the customer back, so a calm
+    customer is not escalated again for what they said before a person helped them.
+    """
+    turns: list[Turn] = []
+    for event in events:
+        kind = event.get("event")
+        if kind in ("session_started", "resume"):
+            turns = []
+        elif kind == "user":
+            parse = event.get("parse_data") or {}
+            sentiment = parse.get("sentiment") or {}
+            scored = bool(sentiment) and sentiment.get("english", True)
+            turns.append(Turn(
+                text=event.get("text") or "",
+                intent=(parse.get("intent") or {}).get("name"),
+                sentiment=float(sentiment["score"]) if scored and "score" in sentiment else None,
+                cues=tuple(sentiment.get("cues") or ()),
+            ))
+        elif kind == "bot" and turns:
+            custom = ((event.get("data") or {}).get("custom") or {}).get("tandem") or {}
+            last = turns[-1]
+            if "answer" in custom:
+                turns[-1] = Turn(last.text, last.intent, last.sentiment, last.cues, "answer", custom["answer"].get("faq_id"))
+            elif "escalate" in custom:
+                turns[-1] = Turn(last.text, last.intent, last.sentiment, last.cues, "escalate")
+            elif "clarify" in custom:
+                turns[-1] = Turn(last.text, last.intent, last.sentiment, last.cues, "clarify")
+            elif "miss" in custom:
+                turns[-1] = Turn(last.text, last.intent, last.sentiment, last.cues, "miss")
+    return turns
+
+
+def nlu_values(parse: dict[str, Any]) -> tuple[str | None, float, float]:
+    """Top intent, its confidence, and its gap to the runner-up."""
+    ranking = parse.get("intent_ranking") or []
+    intent = parse.get("intent") or {}
+    confidence = float(intent.get("confidence") or 0.0)
+    second = float(ranking[1].get("confidence") or 0.0) if len(ranking) > 1 else 0.0
+    return intent.get("name"), confidence, confidence - second
+
+
+def signals_from_tracker(
+    route: str, parse: dict[str, Any], events: Sequence[dict[str, Any]], matches: Sequence[Candidate],
+    misses: int, tier: str | None = None,
+) -> Signals:
+    """Everything the decision needs from the current message, the conversation and the FAQ search."""
+    turns = turns_from_events(events)
+    history = tuple(turns[:-1]) if turns else ()
+    intent, confidence, gap = nlu_values(parse)
+    sentiment = parse.get("sentiment") or {}
+    scored = bool(sentiment) and sentiment.get("english", True) and "score" in sentiment
+    chosen = next((e.get("value") for e in parse.get("entities") or [] if e.get("entity") == "faq_id"), None)
+    tier = tier or ((parse.get("metadata") or {}).get("tier"))
+    return Signals(
+        route=route, text=parse.get("text") or "", intent=intent, confidence=confidence, intent_gap=gap,
+        sentiment=float(sentiment["score"]) if scored else None, cues=tuple(sentiment.get("cues") or ()),
+        matches=tuple(matches), history=history, misses=misses, tier=str(tier).lower() if tier else None,
+        chosen_faq=str(chosen) if chosen else None,
+    )
+
+
+# -- the parts of the decision ---------------------------------------------------------------------
+def sensitive_topic(text: str) -> tuple[str, str] | None:
+    for kind, pattern in SENSITIVE_RE.items():
+        found = pattern.search(text)
+        if found:
+            return kind, found.group(0)
+    return None
+
+
+def _words(text: str) -> set[str]:
+    return set(WORDS.findall(text.lower()))
+
+
+def repeated(signals: Signals) -> str | None:
+    """The customer asks again what they asked in the last three turns (the answer did not help)."""
+    best = signals.matches[0].faq_id if signals.matches else None
+    current = _words(signals.text)
+    for turn in signals.history[-3:]:
+        if best and turn.outcome == "answer" and turn.faq_id == best:
+            return f"asked again about '{best}' after it was answered"
+        earlier = _words(turn.text)
+        if len(current) >= 3 and len(earlier) >= 3:
+            overlap = len(current & earlier) / len(current | earlier)
+            if overlap >= 0.5:
+                return f"repeated a question ({overlap:.0%} the same words)"
+    return None
+
+
+def frustration(signals: Signals, th: Thresholds) -> tuple[float, list[str]]:
+    """Points for each frustration sign, with what was seen; escalate at th.frustration_threshold."""
+    points: list[tuple[float, str]] = []
+    cues = set(signals.cues)
+    if "frustration_phrase" in cues:
+        points.append((1.0, "says the help is not working"))
+    if "profanity" in cues:
+        points.append((1.0, "profanity"))
+    if "shouting" in cues:
+        points.append((0.5, "shouting (capitals)"))
+    if "exclamations" in cues:
+        points.append((0.5, "!!!"))
+    again = repeated(signals)
+    if again:
+        points.append((1.0, again))
+    if signals.misses:
+        points.append((0.75 * signals.misses, f"{signals.misses} unhelpful answer(s) in a row"))
+    scored = [t.sentiment for t in signals.history[-3:] if t.sentiment is not None]
+    if signals.sentiment is not None and scored and max(scored) - signals.sentiment >= 0.6:
+        points.append((1.0, f"sentiment fell from {max(scored):.2f} to {signals.sentiment:.2f}"))
+    return sum(p for p, _ in points), [f"{what} (+{p:g})" for p, what in points]
+
+
+def mood_reasons(signals: Signals, th: Thresholds, priority: bool) -> list[Reason]:
+    """Negative sentiment (sustained, or one very angry message) and frustration."""
+    reasons: list[Reason] = []
+    threshold = th.sentiment_threshold + (0.2 if priority else 0.0)
+    if signals.sentiment is not None:
+        window = [t.sentiment for t in signals.history if t.sentiment is not None][-(th.sentiment_turns - 1):] if th.sentiment_turns > 1 else []
+        window = [*window, signals.sentiment]
+        mean = sum(window) / len(window)
+        angry_cues = [c for c in signals.cues if c in ("frustration_phrase", "profanity", "shouting", "exclamations")]
+        if len(window) >= th.sentiment_turns and mean <= threshold and signals.sentiment <= threshold / 2:
+            reasons.append(Reason(
+                "negative_sentiment", f"sentiment {mean:.2f} over {len(window)} turns <= {threshold:.2f}",
+                {"sentiment": round(mean, 3), "turns": len(window), "threshold": round(threshold, 3), "scores": [round(s, 3) for s in window]},
+            ))
+        elif signals.sentiment <= th.strong_negative and angry_cues:
+            reasons.append(Reason(
+                "negative_sentiment", f"sentiment {signals.sentiment:.2f} <= {th.strong_negative:.2f} in one message ({', '.join(angry_cues)})",
+                {"sentiment": round(signals.sentiment, 3), "turns": 1, "threshold": th.strong_negative, "cues": angry_cues},
+            ))
+    score, seen = frustration(signals, th)
+    limit = th.frustration_threshold - (0.5 if priority else 0.0)
+    if score >= limit:
+        reasons.append(Reason("frustration", f"frustration {score:g} >= {limit:g}: {', '.join(seen)}", {"frustration": score, "threshold": limit, "signs": seen}))
+    return reasons
+
+
+def decide(signals: Signals, th: Thresholds = Thresholds()) -> Decision:
+    """Combine every signal into one decision with its reasons."""
+    priority = bool(signals.tier and signals.tier in th.priority_tiers)
+    escalations: list[Reason] = []
+    if signals.route == REQUEST_HUMAN:
+        escalations.append(Reason("customer_request", "the customer asked for a person", {"intent": signals.intent, "confidence": round(signals.confidence, 3)}))
+    topic = sensitive_topic(signals.text)
+    if topic and (topic[0] != "cancellation" or (signals.sentiment is not None and signals.sentiment < -0.2)):
+        escalations.append(Reason("sensitive_topic", f"sensitive topic: {topic[0]} ('{topic[1]}')", {"topic": topic[0], "phrase": topic[1]}))
+    if signals.route == COMPLAINT:
+        escalations.append(Reason("complaint", "the customer has a complaint", {"intent": signals.intent, "confidence": round(signals.confidence, 3)}))
+    escalations += mood_reasons(signals, th, priority)
+    score, _ = frustration(signals, th)
+    if escalations:
+        escalations.sort(key=lambda r: PRIORITY.index(r.code))
+        return Decision("escalate", tuple(escalations + _retrieval_context(signals, th)), frustration=score)
+    return _answer_or_miss(signals, th, priority, score)
+
+
+def _retrieval_context(signals: Signals, th: Thresholds) -> list[Reason]:
+    """The FAQ and NLU values, so an agent sees what the bot would have answered."""
+    if not signals.matches:
+        return []
+    best = signals.matches[0]
+    relation = ">=" if best.score >= th.faq_threshold else "<"
+    return [Reason("faq_score", f"best FAQ score {best.score:.2f} {relation} {th.faq_threshold:.2f} ({best.faq_id})",
+                   {"faq_id": best.faq_id, "score": round(best.score, 4), "threshold": th.faq_threshold})]
+
+
+def _answer_or_miss(signals: Signals, th: Thresholds, priority: bool, score: float) -> Decision:
+    if signals.route in (FAQ, FALLBACK):
+        if signals.chosen_faq:
+            return Decision("answer", (Reason("chosen", f"the customer chose '{signals.chosen_faq}'", {"faq_id": signals.chosen_faq}),), faq_id=signals.chosen_faq, frustration=score)
+        options = _clarify_options(signals, th)
+        if options:
+            a, b = options
+            return Decision("clarify", (Reason(
+                "ambiguous_faq", f"top FAQs {a.faq_id} {a.score:.2f} and {b.faq_id} {b.score:.2f} differ by {a.score - b.score:.2f} < {th.clarify_margin:.2f}",
+                {"scores": [round(a.score, 4), round(b.score, 4)], "margin": th.clarify_margin},
+            ),), options=options, frustration=score)
+        if signals.matches and signals.matches[0].score >= th.faq_threshold:
+            best = signals.matches[0]
+            return Decision("answer", (Reason("faq_score", f"best FAQ score {best.score:.2f} >= {th.faq_threshold:.2f}", {"score": round(best.score, 4)}),), faq_id=best.faq_id, frustration=score)
+    best_score = signals.matches[0].score if signals.matches else 0.0
+    if signals.route == OUT_OF_SCOPE:
+        kind, detail = "out_of_scope", "question outside what the assistant covers"
+    elif signals.route == FALLBACK:
+        kind, detail = "nlu_fallback", f"NLU confidence {signals.confidence:.2f} below the fallback threshold; best FAQ score {best_score:.2f} < {th.faq_threshold:.2f}"
+    else:
+        kind, detail = "low_faq_confidence", f"best FAQ score {best_score:.2f} < {th.faq_threshold:.2f}"
+    values = {"best_score": round(best_score, 4), "threshold": th.faq_threshold, "confidence": round(signals.confidence, 3), "intent_gap": round(signals.intent_gap, 3)}
+    misses = signals.misses + 1
+    allowed = 1 if priority else th.max_misses
+    if misses >= allowed:
+        reasons = [Reason(kind, f"{detail}; {misses} unanswered turn(s) in a row", {**values, "misses": misses})]
+        if priority:
+            reasons.append(Reason("priority_customer", f"{signals.tier} customer: a person after {allowed} unanswered turn", {"tier": signals.tier}))
+        return Decision("escalate", tuple(reasons), miss_kind=kind, frustration=score)
+    return Decision("miss", (Reason(kind, detail, values),), miss_kind=kind, frustration=score)
+
+
+def _clarify_options(signals: Signals, th: Thresholds) -> tuple[Candidate, Candidate] | None:
+    """Two different FAQs, both plausible, too close to pick: ask (never twice in a row)."""
+    distinct: list[Candidate] = []
+    for match in signals.matches:
+        if all(match.faq_id != d.faq_id for d in distinct):
+            distinct.append(match)
+    if len(distinct) < 2 or (signals.history and signals.history[-1].outcome == "clarify"):
+        return None
+    a, b = distinct[0], distinct[1]
+    if b.score >= th.clarify_floor and a.score - b.score < th.clarify_margin and a.score < th.faq_threshold + 0.15:
+        return a, b
+    return None

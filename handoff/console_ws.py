@@ -1,0 +1,208 @@
+"""The agent console: its page (/console) and its live websocket (/api/agent/ws?token=...).
+
+The websocket pushes the bus's `agents` topic (new, claimed, transferred, closed and cancelled
+cases, messages of conversations with a person, typing, presence) and receives typing and
+presence check-ins. Actions (claim, reply, close, transfer) stay plain HTTP calls: each is
+stored before it is published, so a console that reconnects after a restart reloads the state
+from the API and misses nothing.
+
+The session is checked on connect and again at every check-in; an expired session closes
+the socket with code 4401.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, file
+from websockets.connection import OPEN
+
+from handoff.accounts import Account, AuthError
+from handoff.console_api import bp as console_api_bp
+from handoff.presence import STAFF_ROLES, PresenceError
+from handoff.services import services
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static" / "console"
+CHECK_IN_S = 15.0  # the page pings this often; presence_timeout_s should be a few times larger
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+page_bp = Blueprint("agent_console_page")
+ws_bp = Blueprint("agent_console_ws", url_prefix="/api/agent")
+page_bp.static("/console/static", str(STATIC), name="console_static")
+
+
+@page_bp.get("/console")
+async def console_page(request: Request) -> HTTPResponse:
+    """The page itself is public; everything it shows needs a staff login."""
+    return await file(STATIC / "console.html", headers=SECURITY_HEADERS, mime_type="text/html; charset=utf-8")
+
+
+async def _snapshot(request: Request, me: Account) -> dict[str, Any]:
+    svc = services(request.app)
+    queue = request.app.ctx.queue
+    positions = await queue.positions()
+    waiting = [{**c.to_dict(), "position": positions.get(c.id, 0)} for c in await queue.list("waiting")]
+    assigned = [c.to_dict() for c in await queue.list("assigned")]
+    return {
+        "type": "hello",
+        "me": me.__dict__,
+        "presence": (await svc.presence.get(me.id)).to_dict(),
+        "teams": svc.rules.team_names(),
+        "waiting": waiting,
+        "assigned": assigned,
+        "tickets_pending": len(await svc.tickets.list("pending")),
+        "check_in_s": CHECK_IN_S,
+    }
+
+
+async def _authenticate(request: Request) -> Account:
+    token = request.args.get("token") or ""
+    account = await request.app.ctx.accounts.authenticate(token)  # AuthError if unknown/expired
+    if account.role not in STAFF_ROLES:
+        raise PermissionError(f"a {account.role} account cannot use the agent console")
+    return account
+
+
+TIMEOUT = object()  # _receive's "nothing arrived in time"
+
+
+async def _receive(ws: Any, timeout: float) -> Any:
+    """The next client frame, TIMEOUT, or None once the connection is closed.
+
+    Sanic 21.12's `ws.recv()` passes a bare coroutine to asyncio.wait, which Python 3.11
+    refuses; this is its logic with a task (the close handshake still cancels `recv_cancel`).
+    """
+    async with ws.recv_lock:
+        if ws.connection.state is not OPEN:
+            return None
+        getter = asyncio.ensure_future(ws.assembler.get())
+        cancel = asyncio.get_running_loop().create_future()
+        ws.recv_cancel = cancel
+        try:
+            done, _ = await asyncio.wait((cancel, getter), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                return getter.result()
+            if cancel in done or ws.connection.state is not OPEN:
+                return None
+            return TIMEOUT
+        finally:
+            ws.recv_cancel = None
+            if not getter.done():
+                getter.cancel()
+
+
+def _sockets(request: Request) -> Counter[int]:
+    if not hasattr(request.app.ctx, "console_sockets"):
+        request.app.ctx.console_sockets = Counter()
+    return request.app.ctx.console_sockets
+
+
+@ws_bp.websocket("/ws")
+async def console_socket(request: Request, ws: Any) -> None:
+    try:
+        me = await _authenticate(request)
+    except AuthError as exc:
+        await ws.send(json.dumps({"type": "error", "status": 401, "error": str(exc)}))
+        await ws.close(code=4401, reason="log in again")
+        return
+    except PermissionError as exc:
+        await ws.send(json.dumps({"type": "error", "status": 403, "error": str(exc)}))
+        await ws.close(code=4403, reason="forbidden")
+        return
+    svc = services(request.app)
+    bus = request.app.ctx.bus
+    events = bus.subscribe("agents")
+    sockets = _sockets(request)
+    sockets[me.id] += 1
+    await svc.presence.heartbeat(me.id)
+    await bus.publish("agents", {"type": "presence", "agent": (await svc.presence.get(me.id)).to_dict()})
+    send_lock = asyncio.Lock()
+
+    async def send(payload: dict[str, Any]) -> None:
+        async with send_lock:
+            await ws.send(json.dumps(payload, default=str))
+
+    async def forward() -> None:
+        while True:
+            await send(await events.get())
+
+    pump: asyncio.Task[None] | None = None
+    try:
+        await send(await _snapshot(request, me))
+        pump = asyncio.create_task(forward())
+        while True:
+            raw = await _receive(ws, CHECK_IN_S * 2)
+            if raw is None:
+                return  # closed
+            try:
+                me = await _authenticate(request)  # sessions expire while a console stays open
+            except (AuthError, PermissionError) as exc:
+                await send({"type": "error", "status": 401, "error": str(exc)})
+                await ws.close(code=4401, reason="session expired")
+                return
+            if raw is TIMEOUT:
+                continue  # no check-in: presence goes stale on its own
+            await _handle(request, me, raw, send)
+    except Exception as exc:  # noqa: BLE001 - ConnectionClosed / CancelledError: the console went away
+        if not isinstance(exc, asyncio.CancelledError) and exc.__class__.__name__ not in ("ConnectionClosedOK", "ConnectionClosedError", "ConnectionClosed"):
+            log.exception("console socket of %s failed", me.username)
+    finally:
+        if pump is not None:
+            pump.cancel()
+        bus.unsubscribe("agents", events)
+        sockets[me.id] -= 1
+        if sockets[me.id] <= 0:
+            # Last console of this agent in this process closed: not present until it returns.
+            asyncio.create_task(_gone(request, me.id))
+
+
+async def _gone(request: Request, account_id: int) -> None:
+    svc = services(request.app)
+    with contextlib.suppress(Exception):
+        await svc.presence.went_away(account_id)
+        await request.app.ctx.bus.publish("agents", {"type": "presence", "agent": (await svc.presence.get(account_id)).to_dict()})
+
+
+async def _handle(request: Request, me: Account, raw: Any, send: Any) -> None:
+    """Client -> server: check-ins, presence changes and the agent's typing indicator."""
+    try:
+        message = json.loads(raw)
+        kind = message.get("type")
+    except (ValueError, AttributeError):
+        await send({"type": "error", "status": 400, "error": "send JSON objects with a 'type'"})
+        return
+    svc = services(request.app)
+    if kind == "ping":
+        await svc.presence.heartbeat(me.id)
+        await send({"type": "pong"})
+    elif kind == "presence":
+        try:
+            state = await svc.presence.set_status(me.id, message.get("status"))
+        except PresenceError as exc:
+            await send({"type": "error", "status": 400, "error": str(exc)})
+            return
+        await request.app.ctx.bus.publish("agents", {"type": "presence", "agent": state.to_dict()})
+    elif kind == "typing":
+        case_id = message.get("case_id")
+        try:
+            case = await request.app.ctx.queue.require_owner(int(case_id), me.id)
+        except Exception:  # noqa: BLE001 - not (or no longer) theirs: ignore a stale indicator
+            return
+        await request.app.ctx.control.agent_typing(case, me, bool(message.get("typing")))
+    else:
+        await send({"type": "error", "status": 400, "error": f"unknown message type {kind!r}"})
+
+
+bp = Blueprint.group(page_bp, ws_bp, console_api_bp)

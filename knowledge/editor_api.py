@@ -1,0 +1,370 @@
+"""The editors' HTTP API and page: manage the FAQ entries the bot answers from.
+
+    POST   /api/editor/login                      {username, password} (editor accounts only)
+    GET    /api/editor/faqs?status=&category=&q=&limit=&offset=   list with served/feedback counts
+    POST   /api/editor/faqs                       create (id optional: made from category+question)
+    GET    /api/editor/faqs/<id>                  one entry
+    PUT    /api/editor/faqs/<id>                  {..., expected_version} -> 409 if it changed meanwhile
+    DELETE /api/editor/faqs/<id>?expected_version=
+    GET    /api/editor/faqs/<id>/history          every version, who and when
+    GET    /api/editor/faqs/<id>/diff?from=&to=   field-by-field diff of two versions
+    POST   /api/editor/faqs/<id>/rollback         {version}
+    GET    /api/editor/categories
+    POST   /api/editor/import?format=csv|yaml&apply=0|1   raw file body; all or nothing
+    GET    /api/editor/export?format=csv|yaml
+    POST   /api/editor/try                        {text, entry?}: top 5 + answer/clarify/escalate
+    GET    /api/editor/gaps?threshold=            unanswered questions grouped by meaning
+    GET    /api/editor/suggestions                draft entries from agents' answers
+    GET    /editor                                the editor page (static files in static/editor)
+
+Every endpoint but login needs an editor's bearer token. The store and the embedder are
+synchronous, so every call into them runs in a worker thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, file, json, text
+
+from core.auth import staff
+from core.http import ApiError, read_json
+from knowledge import importing
+from knowledge.base import KnowledgeBase, Match
+from knowledge.decision import decide
+from knowledge.diff import diff_snapshots
+from knowledge.gaps import knowledge_gaps
+from knowledge.store import STATUSES, Faq, FaqStore, NotFound, StoreError, VersionConflict, validate
+from knowledge.suggestions import suggestions
+from knowledge.usage import usage_by_faq
+
+bp = Blueprint("editor_api")
+STATIC = Path(__file__).resolve().parent / "static" / "editor"
+PAGE_FILES = {"editor.js": "text/javascript; charset=utf-8", "editor.css": "text/css; charset=utf-8"}
+editors_only = staff("editor")
+
+
+async def _kb(request: Request) -> KnowledgeBase:
+    await request.app.ctx.knowledge_ready
+    return request.app.ctx.knowledge
+
+
+async def _store(request: Request) -> FaqStore:
+    return (await _kb(request)).store
+
+
+def _engine(store: FaqStore) -> sa.engine.Engine:
+    return store.engine
+
+
+def _store_error(exc: StoreError) -> ApiError:
+    if isinstance(exc, NotFound):
+        return ApiError(404, str(exc))
+    return ApiError(400, str(exc))
+
+
+def _version_arg(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, f"'{name}' must be a whole number") from None
+
+
+def _conflict(faq_id: str, exc: VersionConflict, current: Faq | None) -> HTTPResponse:
+    who = f" by {current.updated_by} at {time.strftime('%H:%M:%S', time.localtime(current.updated_at))}" if current else ""
+    message = (
+        f"Not saved: this entry was changed{who} while you were editing it ({exc}). "
+        "Reload it to see their version, then apply your change again."
+    )
+    return json({"error": message, "status": 409, "current": current.to_dict() if current else None}, status=409)
+
+
+@bp.listener("after_server_start")
+async def warm_up(app: Any, _loop: asyncio.AbstractEventLoop) -> None:
+    """Load the embedding model in the background, so an editor's first preview is not the one
+    that waits seconds for it (the web process otherwise loads it on first use)."""
+
+    async def warm() -> None:
+        try:
+            await app.ctx.knowledge_ready
+            await asyncio.to_thread(app.ctx.knowledge.embedder.encode, ["warm up"])
+        except Exception:  # noqa: BLE001 - a failed warm-up only means the first preview is slower
+            app.ctx.log.exception("could not warm up the embedding model")
+
+    app.ctx.editor_warm_up = asyncio.create_task(warm())
+
+
+# -- login ----------------------------------------------------------------------------------
+@bp.post("/api/editor/login")
+async def login(request: Request) -> HTTPResponse:
+    """Same accounts and sessions as /api/agent/login, but only editors get in here."""
+    data = read_json(request)
+    username, password = data.get("username"), data.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise ApiError(400, "'username' and 'password' are required")
+    accounts = request.app.ctx.accounts
+    try:
+        token, account, expires = await accounts.login(username, password)
+    except Exception as exc:
+        if type(exc).__name__ == "AuthError":
+            raise ApiError(401, str(exc)) from None
+        raise
+    if account.role != "editor":
+        await accounts.logout(token)
+        raise ApiError(403, f"a {account.role} account cannot edit the knowledge base")
+    return json({"token": token, "expires_at": expires, "account": account.__dict__})
+
+
+# -- entries --------------------------------------------------------------------------------
+@bp.get("/api/editor/faqs")
+@editors_only
+async def list_faqs(request: Request, me: Any) -> HTTPResponse:
+    status = request.args.get("status") or None
+    if status and status not in STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
+    limit = _version_arg(request.args.get("limit"), "limit") or 200
+    offset = _version_arg(request.args.get("offset"), "offset") or 0
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise ApiError(400, "limit must be 1..1000 and offset >= 0")
+    store = await _store(request)
+    found = await asyncio.to_thread(
+        store.list, status=status, category=request.args.get("category") or None, search=request.args.get("q") or None
+    )
+    usage = await asyncio.to_thread(usage_by_faq, _engine(store))
+    page = found[offset : offset + limit]
+    items = [{**f.to_dict(), "usage": usage[f.id].to_dict() if f.id in usage else {"served": 0, "helpful": 0, "unhelpful": 0}} for f in page]
+    return json({"faqs": items, "total": len(found), "offset": offset, "limit": limit})
+
+
+@bp.get("/api/editor/categories")
+@editors_only
+async def categories(request: Request, me: Any) -> HTTPResponse:
+    store = await _store(request)
+    return json({"categories": await asyncio.to_thread(store.categories)})
+
+
+@bp.post("/api/editor/faqs")
+@editors_only
+async def create_faq(request: Request, me: Any) -> HTTPResponse:
+    data = read_json(request)
+    if not data.get("id") and isinstance(data.get("question"), str) and isinstance(data.get("category"), str):
+        data["id"] = f"{importing.slug(data['category'], 30)}-{importing.slug(data['question'])}"
+    store = await _store(request)
+    try:
+        faq = await asyncio.to_thread(store.create, data, me.username)
+    except StoreError as exc:
+        raise ApiError(409 if "already exists" in str(exc) else 400, str(exc)) from None
+    return json({"faq": faq.to_dict()}, status=201)
+
+
+@bp.get("/api/editor/faqs/<faq_id:str>")
+@editors_only
+async def show_faq(request: Request, faq_id: str, me: Any) -> HTTPResponse:
+    store = await _store(request)
+    try:
+        return json({"faq": (await asyncio.to_thread(store.get, faq_id)).to_dict()})
+    except StoreError as exc:
+        raise _store_error(exc) from None
+
+
+@bp.put("/api/editor/faqs/<faq_id:str>")
+@editors_only
+async def update_faq(request: Request, faq_id: str, me: Any) -> HTTPResponse:
+    data = read_json(request)
+    expected = _version_arg(data.pop("expected_version", None), "expected_version")
+    if expected is None:
+        raise ApiError(400, "'expected_version' is required: the version you loaded, so nobody's change is overwritten")
+    store = await _store(request)
+    try:
+        faq = await asyncio.to_thread(store.update, faq_id, data, me.username, expected)
+    except VersionConflict as exc:
+        current = await asyncio.to_thread(store.get, faq_id, True)
+        return _conflict(faq_id, exc, current)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    return json({"faq": faq.to_dict()})
+
+
+@bp.delete("/api/editor/faqs/<faq_id:str>")
+@editors_only
+async def delete_faq(request: Request, faq_id: str, me: Any) -> HTTPResponse:
+    expected = _version_arg(request.args.get("expected_version"), "expected_version")
+    store = await _store(request)
+    try:
+        await asyncio.to_thread(store.delete, faq_id, me.username, expected)
+    except VersionConflict as exc:
+        return _conflict(faq_id, exc, await asyncio.to_thread(store.get, faq_id, True))
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    return json({"ok": True, "deleted": faq_id})
+
+
+@bp.get("/api/editor/faqs/<faq_id:str>/history")
+@editors_only
+async def history(request: Request, faq_id: str, me: Any) -> HTTPResponse:
+    store = await _store(request)
+    try:
+        versions = await asyncio.to_thread(store.history, faq_id)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    return json({"faq_id": faq_id, "versions": versions})
+
+
+@bp.get("/api/editor/faqs/<faq_id:str>/diff")
+@editors_only
+async def diff(request: Request, faq_id: str, me: Any) -> HTTPResponse:
+    old_v = _version_arg(request.args.get("from"), "from")
+    new_v = _version_arg(request.args.get("to"), "to")
+    if old_v is None or new_v is None:
+        raise ApiError(400, "'from' and 'to' versions are required")
+    store = await _store(request)
+    try:
+        old = await asyncio.to_thread(store.version, faq_id, old_v)
+        new = await asyncio.to_thread(store.version, faq_id, new_v)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    return json({"faq_id": faq_id, "from": old_v, "to": new_v, "changes": diff_snapshots(old["snapshot"], new["snapshot"])})
+
+
+@bp.post("/api/editor/faqs/<faq_id:str>/rollback")
+@editors_only
+async def rollback(request: Request, faq_id: str, me: Any) -> HTTPResponse:
+    data = read_json(request)
+    version = _version_arg(data.get("version"), "version")
+    if version is None:
+        raise ApiError(400, "'version' (the version to return to) is required")
+    store = await _store(request)
+    try:
+        faq = await asyncio.to_thread(store.rollback, faq_id, version, me.username)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    return json({"faq": faq.to_dict()})
+
+
+# -- bulk -----------------------------------------------------------------------------------
+@bp.post("/api/editor/import")
+@editors_only
+async def import_file(request: Request, me: Any) -> HTTPResponse:
+    """Check a CSV/YAML file; with apply=1 and no errors, write it in one transaction."""
+    fmt = request.args.get("format", "csv")
+    if fmt not in importing.FORMATS:
+        raise ApiError(400, f"format must be one of {', '.join(importing.FORMATS)}")
+    body = request.body or b""
+    report = await asyncio.to_thread(importing.parse, body, fmt)
+    result = report.to_dict()
+    if len(body) > importing.MAX_IMPORT_BYTES:
+        return json({**result, "error": report.errors[0].message, "status": 413}, status=413)
+    if not report.ok:
+        return json({**result, "error": f"nothing imported: {len(report.errors)} problem(s) in the file", "status": 422}, status=422)
+    if request.args.get("apply") not in ("1", "true", "yes"):
+        return json({**result, "applied": 0, "checked": True})
+    store = await _store(request)
+    try:
+        applied = await asyncio.to_thread(store.upsert_many, report.entries, me.username)
+    except StoreError as exc:
+        raise ApiError(400, f"nothing imported: {exc}") from None
+    return json({**result, "applied": applied})
+
+
+@bp.get("/api/editor/export")
+@editors_only
+async def export_file(request: Request, me: Any) -> HTTPResponse:
+    fmt = request.args.get("format", "csv")
+    if fmt not in importing.FORMATS:
+        raise ApiError(400, f"format must be one of {', '.join(importing.FORMATS)}")
+    store = await _store(request)
+    entries = await asyncio.to_thread(store.list, status=request.args.get("status") or None)
+    body = await asyncio.to_thread(importing.export_csv if fmt == "csv" else importing.export_yaml, entries)
+    mime = "text/csv; charset=utf-8" if fmt == "csv" else "application/yaml; charset=utf-8"
+    return text(body, content_type=mime, headers={"Content-Disposition": f'attachment; filename="faqs.{fmt}"'})
+
+
+# -- try a question -------------------------------------------------------------------------
+def _with_entry(kb: KnowledgeBase, question: str, entry: dict[str, Any] | None) -> tuple[list[Match], bool]:
+    """Top 5 for the question; if the editor is writing an entry, score it as if it were live."""
+    kb.refresh(force=True)
+    vector = kb.embedder.encode([question])[0]
+    matches = kb.search_vector(vector, 6)
+    if entry is None:
+        return matches[:5], False
+    texts = [t for t in [entry["question"], *entry["paraphrases"]] if t.strip()]
+    vectors = kb.embedder.encode(texts)
+    scores = vectors @ vector
+    best = int(np.argmax(scores))
+    own = Match(entry["id"], float(scores[best]), entry["question"], entry["answer"], entry["category"], texts[best])
+    merged = [m for m in matches if m.faq_id != entry["id"]] + [own]
+    return sorted(merged, key=lambda m: m.score, reverse=True)[:5], True
+
+
+@bp.post("/api/editor/try")
+@editors_only
+async def try_question(request: Request, me: Any) -> HTTPResponse:
+    data = read_json(request)
+    question = data.get("text")
+    if not isinstance(question, str) or not question.strip() or len(question) > 2000:
+        raise ApiError(400, "'text' must be a customer question of 1 to 2,000 characters")
+    entry = data.get("entry")
+    if entry is not None:
+        if not isinstance(entry, dict):
+            raise ApiError(400, "'entry' must be an object (the entry being edited)")
+        try:
+            given = {k: v for k, v in entry.items() if v not in ("", None, [])}
+            entry = validate({"id": "unsaved-entry", "category": "draft", "answer": "(no answer yet)", **given})
+        except StoreError as exc:
+            raise ApiError(400, f"entry: {exc}") from None
+    kb = await _kb(request)
+    matches, with_entry = await asyncio.to_thread(_with_entry, kb, question.strip(), entry)
+    settings = request.app.ctx.settings
+    decision = decide(matches, settings.faq_threshold, settings.faq_clarify_margin, settings.max_misses)
+    return json({
+        "text": question.strip(),
+        "matches": [{**m.__dict__, "score": round(m.score, 4), "editing": with_entry and m.faq_id == entry["id"]} for m in matches],
+        "decision": decision.to_dict(),
+        "threshold": settings.faq_threshold,
+        "clarify_margin": settings.faq_clarify_margin,
+    })
+
+
+# -- learning from what the bot missed --------------------------------------------------------
+@bp.get("/api/editor/gaps")
+@editors_only
+async def gaps(request: Request, me: Any) -> HTTPResponse:
+    try:
+        threshold = float(request.args.get("threshold", 0.7))
+    except ValueError:
+        raise ApiError(400, "'threshold' must be a number between 0 and 1") from None
+    if not 0 < threshold <= 1:
+        raise ApiError(400, "'threshold' must be a number between 0 and 1")
+    kb = await _kb(request)
+    found = await asyncio.to_thread(knowledge_gaps, _engine(kb.store), kb.embedder.encode, threshold)
+    return json({"gaps": [g.to_dict() for g in found], "threshold": threshold})
+
+
+@bp.get("/api/editor/suggestions")
+@editors_only
+async def list_suggestions(request: Request, me: Any) -> HTTPResponse:
+    store = await _store(request)
+    entries = await asyncio.to_thread(store.list)
+    used = {tag for faq in entries for tag in faq.tags}
+    found = await asyncio.to_thread(suggestions, _engine(store), used)
+    return json({"suggestions": [s.to_dict() for s in found]})
+
+
+# -- the page -------------------------------------------------------------------------------
+@bp.get("/editor")
+async def page(request: Request) -> HTTPResponse:
+    return await file(STATIC / "editor.html", mime_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
+@bp.get("/editor/<name:str>")
+async def page_file(request: Request, name: str) -> HTTPResponse:
+    if name not in PAGE_FILES:
+        raise ApiError(404, f"no editor file '{name}'")
+    return await file(STATIC / name, mime_type=PAGE_FILES[name], headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,65 @@
+"""Rasa NLU component: every parsed message carries `sentiment` (label, score, cues, english).
+
+Registered with Rasa 3.6's DefaultV1Recipe as a (non-trainable) classifier, so it runs in the
+prediction graph only: `rasa train` does not embed anything for it, and the parse result, the
+tracker's `latest_message` and every stored UserUttered event hold the sentiment, which is how
+the actions see the trend over a whole conversation. The model (nlu/sentiment_head.npz + the
+offline MiniLM) is shipped, never downloaded; see nlu/scorer.py.
+
+config.yml:
+    - name: nlu.sentiment.SentimentAnalyzer
+      head: nlu/sentiment_head.npz   # optional; missing file -> VADER + support cues
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu.scorer import HEAD_FILE, SentimentScorer
+
+log = logging.getLogger(__name__)
+SENTIMENT = "sentiment"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class SentimentAnalyzer(GraphComponent):
+    """Adds `sentiment` to the output of every message Rasa parses."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"head": str(HEAD_FILE.relative_to(ROOT))}
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        head = Path(config.get("head") or "")
+        head = head if head.is_absolute() else ROOT / head
+        self.scorer = SentimentScorer(head_path=head if config.get("head") else None)
+        if self.scorer.head is None:
+            log.warning("sentiment head %s not found: scoring with VADER + support cues only", head)
+        else:  # load the embedding model now, not on the first customer's message
+            self.scorer.score("warm up")
+
+    @classmethod
+    def create(
+        cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext
+    ) -> "SentimentAnalyzer":
+        return cls(config)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        texts = [m.get("text") or "" for m in messages]
+        scorable = [i for i, t in enumerate(texts) if t.strip() and not t.startswith("/")]  # "/intent" payloads are buttons, not words
+        for i, result in zip(scorable, self.scorer.score_many([texts[i] for i in scorable])):
+            messages[i].set(SENTIMENT, result.to_dict(), add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Nothing to learn from the NLU data: the head is trained on support tweets (benchmarks/)."""
+        return training_data

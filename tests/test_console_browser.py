@@ -1,0 +1,131 @@
+"""The agent console in a real headless Chromium against the real stack (Rasa, actions, web).
+
+Two agents log in from two browser contexts; an escalation appears live in both consoles; one
+claims it, replies (the customer receives it over the REST channel), transfers it with a note to
+the other, who sees the note and closes the chat, and the customer is back with the bot.
+Markup typed by a customer or an agent is shown as text, never run.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import Stack, wait_until
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def console(browser: Browser, stack: Stack, username: str, dialogs: list[str]) -> Page:
+    page = browser.new_context().new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(stack.settings.web_url + "/console")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(username)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#connection")).to_have_text("live", timeout=15000)
+    return page
+
+
+def account_id(stack: Stack, username: str) -> int:
+    agent = stack.login(username)
+    return int(agent.get("/me").json()["account"]["id"])
+
+
+def test_two_agents_claim_reply_transfer_close(stack: Stack, browser: Browser) -> None:
+    dialogs: list[str] = []
+    alex = console(browser, stack, "agent", dialogs)
+    sam = console(browser, stack, "agent2", dialogs)
+    sam_id = account_id(stack, "agent2")
+
+    customer = stack.new_conversation()
+    assert customer.say("I want to talk to a person")["mode"] == "waiting"
+    customer.say(XSS)  # typed while waiting: reaches the agent, as text
+    case = stack.login("agent").case_for(customer.conversation_id)
+    row = f'#queue-list li[data-case-id="{case["id"]}"]'
+    for page in (alex, sam):  # live, no reload
+        expect(page.locator(row)).to_be_visible(timeout=10000)
+        expect(page.locator(row)).to_contain_text("customer request")
+
+    alex.locator(row).get_by_role("button", name=f"Claim case {case['id']}").click()
+    panel = alex.locator(f'[data-case-id="{case["id"]}"].chat')
+    expect(panel).to_be_visible()
+    expect(sam.locator(row)).to_have_count(0, timeout=10000)  # gone from the other console's queue
+    joined = wait_until(lambda: [m for m in customer.messages() if m.get("kind") == "agent_joined"])
+    assert joined[-1]["agent_name"] == "Alex Agent"
+
+    # Context panel: why it escalated, the channel.
+    expect(panel.locator(".why")).to_contain_text("customer request")
+    expect(panel.locator(".profile")).to_contain_text("rest")
+    # The customer's markup is text in the transcript, not an element.
+    expect(panel.locator(".transcript .text", has_text=XSS)).to_have_count(1)
+    assert panel.locator(".transcript img").count() == 0
+
+    reply = panel.get_by_label("Reply to the customer")
+    reply.fill("Hi, I'm Alex. How can I help?")
+    panel.get_by_role("button", name="Send", exact=True).click()
+    wait_until(lambda: any(m["text"] == "Hi, I'm Alex. How can I help?" and m["sender"] == "agent" for m in customer.messages()))
+    reply.fill(XSS)
+    reply.press("Enter")
+    wait_until(lambda: any(m["text"] == XSS and m["sender"] == "agent" for m in customer.messages()))
+    expect(panel.locator(".transcript .msg.agent .text", has_text=XSS)).to_have_count(1)
+
+    customer.say("my parcel never arrived")  # live into Alex's tab
+    expect(panel.locator(".transcript .msg.customer", has_text="my parcel never arrived")).to_have_count(1, timeout=10000)
+
+    # Transfer to Sam with a note; Sam's console opens the chat by itself.
+    panel.locator(".transfer-target").select_option(f"agent:{sam_id}")
+    panel.locator(".transfer-note").fill("parcel lost, please check the courier")
+    panel.get_by_role("button", name="Transfer").click()
+    sam_panel = sam.locator(f'[data-case-id="{case["id"]}"].chat')
+    expect(sam_panel).to_be_visible(timeout=10000)
+    expect(sam_panel.locator(".notes")).to_contain_text("parcel lost, please check the courier")
+    expect(sam_panel.locator(".transcript .msg.agent .text", has_text=XSS)).to_have_count(1)
+    assert sam_panel.locator(".transcript img").count() == 0
+    wait_until(lambda: any(m.get("agent_name") == "Sam Support" and m.get("kind") == "agent_joined" for m in customer.messages()))
+
+    sam_panel.locator(".resolution").select_option("resolved")
+    sam_panel.get_by_role("button", name="Close chat").click()
+    expect(sam_panel).to_have_count(0, timeout=10000)
+    wait_until(lambda: any(m["text"] == "Sam Support has left the chat." for m in customer.messages()))
+    closed = stack.login("agent2").get(f"/cases/{case['id']}").json()["case"]
+    assert (closed["status"], closed["resolution"], closed["agent_id"]) == ("closed", "resolved", sam_id)
+    assert customer.say("how can I track my order?")["mode"] == "bot"
+    assert dialogs == []  # nothing ever ran alert()
+    for page in (alex, sam):
+        page.context.close()
+
+
+def test_console_requires_login_and_rejects_editors(stack: Stack, browser: Browser) -> None:
+    page = browser.new_context().new_page()
+    page.goto(stack.settings.web_url + "/console")
+    page.get_by_label("Username").fill("agent")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#login-error")).to_contain_text("wrong username or password")
+    page.get_by_label("Username").fill("editor")
+    page.get_by_label("Password").fill("editor")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#login-error")).to_contain_text("not an agent or supervisor")
+    # The websocket refuses a bad token with a clear error and code 4401.
+    result: Any = page.evaluate("""() => new Promise((resolve) => {
+        const ws = new WebSocket(location.origin.replace('http', 'ws') + '/api/agent/ws?token=nope');
+        let first = null;
+        ws.onmessage = (e) => { first = JSON.parse(e.data); };
+        ws.onclose = (e) => resolve({code: e.code, first});
+    })""")
+    assert result["code"] == 4401 and result["first"]["status"] == 401
+    page.context.close()

@@ -1,0 +1,130 @@
+"""The one decision module: each signal, its threshold, and the reasons with values."""
+from __future__ import annotations
+
+from actions.policy import (
+    COMPLAINT, FALLBACK, FAQ, OUT_OF_SCOPE, REQUEST_HUMAN, Candidate, Signals, Thresholds, Turn, decide,
+    signals_from_tracker, turns_from_events,
+)
+
+TH = Thresholds(faq_threshold=0.55, clarify_margin=0.03, clarify_floor=0.45, sentiment_threshold=-0.5, strong_negative=-0.8, frustration_threshold=2.0, max_misses=2)
+TRACK = Candidate("orders-track-order", 0.82, "How can I track my order?")
+CANCEL = Candidate("orders-cancel-order", 0.40, "Can I cancel my order?")
+
+
+def sig(**kw: object) -> Signals:
+    base: dict[str, object] = {"route": FAQ, "text": "where is my order", "sentiment": 0.0, "matches": (TRACK, CANCEL)}
+    base.update(kw)
+    return Signals(**base)  # type: ignore[arg-type]
+
+
+def test_confident_match_is_answered() -> None:
+    decision = decide(sig(), TH)
+    assert decision.action == "answer" and decision.faq_id == "orders-track-order"
+    assert "0.82 >= 0.55" in decision.detail
+
+
+def test_low_score_is_a_miss_then_an_escalation_with_values() -> None:
+    low = (Candidate("orders-track-order", 0.41), Candidate("shipping-costs", 0.30))
+    first = decide(sig(matches=low), TH)
+    assert first.action == "miss" and first.miss_kind == "low_faq_confidence"
+    assert "best FAQ score 0.41 < 0.55" in first.detail
+    second = decide(sig(matches=low, misses=1), TH)
+    assert second.action == "escalate" and second.reason == "low_faq_confidence"
+    assert "2 unanswered turn(s) in a row" in second.detail
+
+
+def test_two_close_faqs_ask_which_one_but_never_twice_in_a_row() -> None:
+    close = (Candidate("returns-how-to", 0.58, "How do I return an item?"), Candidate("returns-cost", 0.57, "Do returns cost anything?"))
+    decision = decide(sig(matches=close), TH)
+    assert decision.action == "clarify"
+    assert [o.faq_id for o in decision.options] == ["returns-how-to", "returns-cost"]
+    assert "differ by 0.01 < 0.03" in decision.detail
+    again = decide(sig(matches=close, history=(Turn("how do returns work", outcome="clarify"),)), TH)
+    assert again.action == "answer"
+
+
+def test_chosen_option_is_answered() -> None:
+    decision = decide(sig(text='/faq{"faq_id": "returns-cost"}', matches=(), chosen_faq="returns-cost", sentiment=None), TH)
+    assert decision.action == "answer" and decision.faq_id == "returns-cost"
+
+
+def test_sustained_negative_sentiment_escalates_with_its_numbers() -> None:
+    history = (Turn("my parcel is late again", sentiment=-0.6),)
+    decision = decide(sig(sentiment=-0.84, history=history), TH)
+    assert decision.action == "escalate" and decision.reason == "negative_sentiment"
+    assert "sentiment -0.72 over 2 turns <= -0.50" in decision.detail
+    assert decision.reasons[0].values["scores"] == [-0.6, -0.84]
+    assert any(r.code == "faq_score" for r in decision.reasons)  # the agent sees what the bot would have answered
+
+
+def test_one_negative_message_alone_is_answered() -> None:
+    """"my kettle arrived broken" is negative but a FAQ answers it: no person yet."""
+    assert decide(sig(sentiment=-0.7), TH).action == "answer"
+
+
+def test_one_furious_message_with_cues_escalates() -> None:
+    decision = decide(sig(sentiment=-0.93, cues=("frustration_phrase", "exclamations")), TH)
+    assert decision.reason == "negative_sentiment"
+    assert "-0.93 <= -0.80 in one message (frustration_phrase, exclamations)" in decision.detail
+
+
+def test_frustration_adds_up_over_the_conversation() -> None:
+    history = (Turn("how do i track my order", sentiment=0.1, outcome="answer", faq_id="orders-track-order"),)
+    decision = decide(sig(sentiment=-0.3, cues=("shouting",), history=history, misses=1), TH)
+    assert decision.action == "escalate" and decision.reason == "frustration"
+    assert "asked again about 'orders-track-order'" in decision.detail and "shouting" in decision.detail
+    calm = decide(sig(sentiment=0.1, history=history), TH)
+    assert calm.action == "answer"  # one repeat alone is 1 point < 2
+
+
+def test_sensitive_topics() -> None:
+    assert decide(sig(text="the charger caught fire and burned my hand"), TH).reason == "sensitive_topic"
+    assert decide(sig(text="I will take you to small claims court"), TH).reasons[0].values["topic"] == "legal"
+    assert decide(sig(text="there's an unauthorised charge on my card"), TH).reasons[0].values["topic"] == "fraud"
+    # leaving calmly is an FAQ; leaving angrily is churn
+    assert decide(sig(text="how do I delete my account", sentiment=0.0), TH).action == "answer"
+    assert decide(sig(text="delete my account, I'm done", sentiment=-0.6), TH).reason == "sensitive_topic"
+
+
+def test_routes_from_the_intent() -> None:
+    assert decide(sig(route=REQUEST_HUMAN), TH).reason == "customer_request"
+    assert decide(sig(route=COMPLAINT, sentiment=-0.99, history=(Turn("x", sentiment=-0.9),)), TH).reason == "complaint"
+    assert decide(sig(route=OUT_OF_SCOPE, matches=()), TH).miss_kind == "out_of_scope"
+    fallback = decide(sig(route=FALLBACK, matches=(Candidate("x", 0.3),), confidence=0.31), TH)
+    assert fallback.action == "miss" and "NLU confidence 0.31" in fallback.detail
+
+
+def test_priority_tier_escalates_sooner() -> None:
+    low = (Candidate("orders-track-order", 0.41),)
+    assert decide(sig(matches=low), TH).action == "miss"
+    gold = decide(sig(matches=low, tier="gold"), TH)
+    assert gold.action == "escalate" and any(r.code == "priority_customer" for r in gold.reasons)
+
+
+def test_history_comes_from_tracker_events_and_restarts_after_hand_back() -> None:
+    def user(text: str, score: float) -> dict:
+        return {"event": "user", "text": text, "parse_data": {"text": text, "intent": {"name": "faq"}, "sentiment": {"score": score, "cues": [], "english": True}}}
+
+    answered = {"event": "bot", "data": {"custom": {"tandem": {"answer": {"faq_id": "orders-track-order"}}}}}
+    events = [user("where is my order", -0.2), answered, {"event": "resume"}, user("hi again", 0.3), user("where is it", -0.4)]
+    turns = turns_from_events(events)
+    assert [t.text for t in turns] == ["hi again", "where is it"]
+    before = turns_from_events(events[:2])
+    assert before[0].outcome == "answer" and before[0].faq_id == "orders-track-order"
+    parse = {"text": "where is it", "intent": {"name": "faq", "confidence": 0.9}, "intent_ranking": [{"confidence": 0.9}, {"confidence": 0.6}],
+             "sentiment": {"score": -0.4, "cues": ["shouting"], "english": True}, "metadata": {"tier": "Gold"}}
+    signals = signals_from_tracker(FAQ, parse, events, [TRACK], misses=0)
+    assert [t.text for t in signals.history] == ["hi again"]
+    assert abs(signals.intent_gap - 0.3) < 1e-9 and signals.tier == "gold" and signals.cues == ("shouting",)
+
+
+def test_non_english_turns_do_not_count_as_sentiment() -> None:
+    parse = {"text": "wo ist mein paket", "intent": {"name": "faq", "confidence": 0.5}, "sentiment": {"score": 0.0, "english": False}}
+    assert signals_from_tracker(FAQ, parse, [], [TRACK], 0).sentiment is None
+
+
+def test_thresholds_come_from_settings() -> None:
+    from core.settings import load_settings
+
+    th = Thresholds.from_settings(load_settings(sentiment_threshold=-0.4, priority_tiers="gold, platinum"))
+    assert th.sentiment_threshold == -0.4 and th.priority_tiers == ("gold", "platinum")
