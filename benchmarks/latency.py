@@ -297,7 +297,7 @@ def latency_row(outcome: Outcome) -> list[str]:
         outcome.system, str(outcome.concurrency), f"{len(lat)}/{outcome.sent}",
         f"{percentile(lat, 50):.0f}", f"{percentile(lat, 95):.0f}", f"{statistics.fmean(lat):.0f}" if lat else "-",
         f"{percentile(every, 95):.0f}",
-        f"{outcome.throughput:.1f}", f"{outcome.cpu_s * 1000 / len(lat):.0f}" if lat else "-",
+        f"{outcome.throughput:.1f}", f"{outcome.cpu_s * 1000 / outcome.sent:.0f}" if outcome.sent else "-",
     ]
 
 
@@ -307,9 +307,9 @@ def ratio(tandem: Outcome, bare: Outcome, p: float) -> str:
 
 
 def cpu_ratio(tandem: Outcome, bare: Outcome) -> str:
-    if not tandem.latencies_ms or not bare.latencies_ms or not bare.cpu_s:
+    if not tandem.sent or not bare.sent or not bare.cpu_s:
         return "-"
-    return f"{(tandem.cpu_s / len(tandem.latencies_ms)) / (bare.cpu_s / len(bare.latencies_ms)):.1f}x"
+    return f"{(tandem.cpu_s / tandem.sent) / (bare.cpu_s / bare.sent):.1f}x"
 
 
 def stack_settings(tmp: Path) -> Settings:
@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     latency_table = markdown_table(
         ["system", "concurrent conversations", "ok/sent", "p50 ms", "p95 ms", "mean ms", "p95 ms incl. failures",
          "ok messages/s",
-         "server CPU ms/message"],
+         "server CPU ms per message sent"],
         [latency_row(outcomes[(client_name, c)]) for c in CONCURRENCY for client_name in (tandem.name, bare.name)],
     )
     ratio_table = markdown_table(
@@ -411,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     cpu_split = "; ".join(
         f"{c} concurrent: " + ", ".join(
-            f"{name} {seconds * 1000 / max(1, len(outcomes[(tandem.name, c)].latencies_ms)):.0f}"
+            f"{name} {seconds * 1000 / max(1, outcomes[(tandem.name, c)].sent):.0f}"
             for name, seconds in outcomes[(tandem.name, c)].cpu_by_process.items())
         for c in CONCURRENCY
     )
@@ -442,7 +442,7 @@ each message `POST /webhooks/rest/webhook`. Each scenario sends the same {args.m
 conversations of {TURNS_PER_CONVERSATION} turns (a greeting, then paraphrases from data/faq.yml; fixed seed), from 1 or
 20 concurrent customers; latency is one message's HTTP round trip, throughput is successful
 messages / wall time; "server CPU ms/message" is the user+system CPU time the system's server
-processes used during the scenario (Tandem: Rasa + actions + web) divided by the messages, a cost
+processes used during the scenario (Tandem: Rasa + actions + web) divided by the messages sent, a cost
 figure that a busy machine distorts far less than wall-clock latency. Conversations are opened before the clock starts (Tandem's
 `POST /api/conversations`: {opened}); {WARMUP_MESSAGES} warm-up messages per system are not counted.
 Scenarios are interleaved (Tandem 1, bare 1, Tandem 20, bare 20).

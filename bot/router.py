@@ -193,9 +193,10 @@ class Router:
         if not await self.conversations.switch_mode(conversation.id, ("bot",), "waiting", case.id):
             return []
         conversation.mode, conversation.case_id = "waiting", case.id
-        await self._append_to_tracker(conversation.id, [{"event": "pause"}])
-        await self.events.record(conversation.id, "escalated", conversation.channel, case_id=case.id, reason=reason, detail=detail)
+        # Agents first: the case is stored, and Rasa's tracker call below can be slow under load.
         await self.bus.publish("agents", {"type": "case_opened", "case": case.to_dict()})
+        await self.events.record(conversation.id, "escalated", conversation.channel, case_id=case.id, reason=reason, detail=detail)
+        await self._append_to_tracker(conversation.id, [{"event": "pause"}])
         position = await self.queue.position(case.id)
         await self.queue.mark_notified(case.id, position)
         text, buttons = await self._waiting_notice(position)

@@ -17,7 +17,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
@@ -75,28 +75,29 @@ async def _authenticate(request: Request) -> Account:
     return account
 
 
-TIMEOUT = object()  # _receive's "nothing arrived in time"
-
-
-async def _receive(ws: Any, timeout: float) -> Any:
-    """The next client frame, TIMEOUT, or None once the connection is closed.
+async def _receive(ws: Any, idle_s: float, on_idle: Callable[[], Awaitable[bool]]) -> Any:
+    """The next client frame, or None once the connection is closed (or on_idle says stop).
 
     Sanic 21.12's `ws.recv()` passes a bare coroutine to asyncio.wait, which Python 3.11
-    refuses; this is its logic with a task (the close handshake still cancels `recv_cancel`).
+    refuses; this is its logic with a task. The same pending read survives idle periods
+    (cancelling it would break Sanic's frame assembler); `on_idle` runs every `idle_s` quiet
+    seconds (the session re-check) and returns False to close.
     """
+    loop = asyncio.get_running_loop()
     async with ws.recv_lock:
         if ws.connection.state is not OPEN:
             return None
         getter = asyncio.ensure_future(ws.assembler.get())
-        cancel = asyncio.get_running_loop().create_future()
-        ws.recv_cancel = cancel
         try:
-            done, _ = await asyncio.wait((cancel, getter), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                return getter.result()
-            if cancel in done or ws.connection.state is not OPEN:
-                return None
-            return TIMEOUT
+            while True:
+                cancel = loop.create_future()
+                ws.recv_cancel = cancel
+                done, _ = await asyncio.wait((cancel, getter), timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+                ws.recv_cancel = None
+                if getter in done:
+                    return getter.result()
+                if cancel in done or ws.connection.state is not OPEN or not await on_idle():
+                    return None
         finally:
             ws.recv_cancel = None
             if not getter.done():
@@ -142,18 +143,20 @@ async def console_socket(request: Request, ws: Any) -> None:
     try:
         await send(await _snapshot(request, me))
         pump = asyncio.create_task(forward())
-        while True:
-            raw = await _receive(ws, CHECK_IN_S * 2)
-            if raw is None:
-                return  # closed
+        async def still_valid() -> bool:
+            """Sessions expire while a console stays open: re-check on every quiet period too."""
             try:
-                me = await _authenticate(request)  # sessions expire while a console stays open
+                await _authenticate(request)
+                return True
             except (AuthError, PermissionError) as exc:
                 await send({"type": "error", "status": 401, "error": str(exc)})
                 await ws.close(code=4401, reason="session expired")
-                return
-            if raw is TIMEOUT:
-                continue  # no check-in: presence goes stale on its own
+                return False
+
+        while True:
+            raw = await _receive(ws, CHECK_IN_S * 2, still_valid)
+            if raw is None or not await still_valid():
+                return  # closed, or the session ended
             await _handle(request, me, raw, send)
     except Exception as exc:  # noqa: BLE001 - ConnectionClosed / CancelledError: the console went away
         if not isinstance(exc, asyncio.CancelledError) and exc.__class__.__name__ not in ("ConnectionClosedOK", "ConnectionClosedError", "ConnectionClosed"):

@@ -71,6 +71,7 @@ class KnowledgeBase:
         with self._lock:
             try:
                 self.index = FaqIndex.load(self.index_dir)
+                self._last_save = time.monotonic()  # the file on disk is this index
             except IndexCorrupt as exc:
                 log.warning("%s; rebuilding from the store", exc)
                 self.rebuild(progress)
@@ -104,7 +105,7 @@ class KnowledgeBase:
             self.index = index
             self._entries = {f.id: f for f in live}
             self.index.save(self.index_dir)
-            self._last_check = time.monotonic()
+            self._last_check = self._last_save = time.monotonic()
             return total
 
     # -- staying current -------------------------------------------------------------------

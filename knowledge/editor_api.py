@@ -13,7 +13,7 @@
     POST   /api/editor/import?format=csv|yaml&apply=0|1   raw file body; all or nothing
     GET    /api/editor/export?format=csv|yaml
     POST   /api/editor/try                        {text, entry?}: top 5 + answer/clarify/escalate
-    GET    /api/editor/gaps?threshold=            unanswered questions grouped by meaning
+    GET    /api/editor/gaps?threshold=&examples=  unanswered questions grouped by meaning
     GET    /api/editor/suggestions                draft entries from agents' answers
     GET    /editor                                the editor page (static files in static/editor)
 
@@ -342,9 +342,12 @@ async def gaps(request: Request, me: Any) -> HTTPResponse:
         raise ApiError(400, "'threshold' must be a number between 0 and 1") from None
     if not 0 < threshold <= 1:
         raise ApiError(400, "'threshold' must be a number between 0 and 1")
+    show = _version_arg(request.args.get("examples"), "examples") or 5
+    if not 1 <= show <= 50:
+        raise ApiError(400, "'examples' (per group) must be 1..50")
     kb = await _kb(request)
     found = await asyncio.to_thread(knowledge_gaps, _engine(kb.store), kb.embedder.encode, threshold)
-    return json({"gaps": [g.to_dict() for g in found], "threshold": threshold})
+    return json({"gaps": [g.to_dict(show) for g in found], "threshold": threshold})
 
 
 @bp.get("/api/editor/suggestions")

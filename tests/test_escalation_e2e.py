@@ -37,8 +37,8 @@ def test_calm_question_is_still_answered(stack: Stack) -> None:
 
 def test_sustained_negativity_escalates_on_the_second_turn(stack: Stack) -> None:
     customer = stack.new_conversation()
-    first = customer.say("my order is two weeks late, where is it?")  # negative, but a FAQ answers it
-    assert first["mode"] == "bot" and first["replies"][0].get("faq_id")
+    first = customer.say("my order is two weeks late, where is it?")  # negative, but the bot can still help
+    assert first["mode"] == "bot" and first["replies"]
     second = customer.say("the tracking page hasn't moved in a week and nobody replies to my emails, really disappointing")
     assert second["mode"] == "waiting"
     case = stack.login("agent").case_for(customer.conversation_id)

@@ -216,6 +216,29 @@ def test_keyboard_phone_layout_and_host_page_untouched(stack: Stack, browser: Br
         context.close()
 
 
+def test_embedded_on_another_origin(stack: Stack, page: Page) -> None:
+    """The one-tag embed on a shop that is NOT served by Tandem: CORS session, websocket, and a
+    stale token in localStorage (e.g. after a database reset) leading to a fresh conversation."""
+    tandem = stack.settings.web_url
+    shop = "http://shop.example"
+    html = (
+        "<!doctype html><html lang='en'><head><title>Other shop</title></head><body><h1>Other shop</h1>"
+        f"<script src='{tandem}/widget/tandem-widget.js' data-site-key='demo' data-tandem-url='{tandem}' async></script>"
+        "</body></html>"
+    )
+    page.route(f"{shop}/**", lambda route: route.fulfill(status=200, content_type="text/html", body=html))
+    forged = json.dumps({"token": "0123456789abcdef." + "0" * 32})
+    page.goto(f"{shop}/")
+    page.evaluate("([key, value]) => localStorage.setItem(key, value)", [f"tandem-widget:{tandem}:demo", forged])
+    page.reload()
+    page.get_by_role("button", name="Open chat with Chat with us").click()
+    say(page, TRACK_QUESTION)
+    expect(page.locator(".tw-bot .tw-text").filter(has_text=TRACK_ANSWER_START)).to_have_count(1)
+    token = json.loads(page.evaluate(f"() => localStorage.getItem('tandem-widget:{tandem}:demo')"))["token"]
+    assert token.split(".")[0] != "0123456789abcdef"  # the forged one was replaced by a genuine one
+    assert stack.http.post("/widget/session", json={"site_key": "demo", "token": token}).status_code == 200
+
+
 def test_widget_reconnects_after_the_server_restarts(stack: Stack, page: Page) -> None:
     """Runs last: restarts the web process. The open widget reconnects on its own and catches up."""
     open_demo(stack, page)

@@ -75,6 +75,7 @@ def test_session_refuses_unknown_site_key(stack: Stack) -> None:
     response = start_session(stack, site_key="someone-elses-site")
     assert response.status_code == 403
     assert "site key" in response.json()["error"]
+    assert response.headers["access-control-allow-origin"] == "*"  # readable by a host page on another origin
     assert start_session(stack, site_key=42).status_code == 403  # type: ignore[arg-type]
 
 
@@ -85,6 +86,7 @@ def test_session_refuses_forged_token(stack: Stack) -> None:
         response = start_session(stack, token=token)  # type: ignore[arg-type]
         assert response.status_code == 401, (token, response.text)
         assert response.json()["error"]
+        assert response.headers["access-control-allow-origin"] == "*"
 
 
 def test_session_resumes_the_same_conversation(stack: Stack) -> None:

@@ -29,7 +29,7 @@ from websockets.typing import Data
 from bot.channels import tokens
 from bot.conversations import Conversation, UnknownConversation
 from bot.router import InvalidMessage, Router
-from core.http import ApiError, read_json
+from core.http import ApiError, error_response, read_json
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,6 +95,17 @@ async def session_preflight(request: Request) -> HTTPResponse:
 
 @bp.post("/widget/session")
 async def session(request: Request) -> HTTPResponse:
+    """Errors carry the CORS headers too: a host page on another origin must be able to read
+    a 401 (and start afresh) or a 403, not just see an opaque network failure."""
+    try:
+        return await _session(request)
+    except ApiError as exc:
+        response = error_response(exc.status_code, exc.message)
+        response.headers.update(CORS_HEADERS)
+        return response
+
+
+async def _session(request: Request) -> HTTPResponse:
     """Start a conversation, or resume the one a genuine token belongs to."""
     data = read_json(request, max_bytes=4096)
     site_key = data.get("site_key")
