@@ -21,6 +21,7 @@ import argparse
 import csv
 import gc
 import hashlib
+import os
 import random
 import resource
 import sys
@@ -265,7 +266,9 @@ def main() -> None:
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     body = f"""Command: `nice -n 10 $VENV/bin/python benchmarks/index_scale.py --entries {args.entries} --queries {args.queries}`
-({today()}; {machine()}; FAISS with 1 OpenMP thread.)
+({today()}; {machine()}; FAISS with 1 OpenMP thread; load average at the end
+{os.getloadavg()[0]:.1f}: the machine is shared, and every time that includes embedding
+(query latency, edit->live) grows with that load; idle, one embedding takes ~10 ms.)
 
 Data: {len(entries):,} SYNTHETIC FAQ entries (BANKING77 training questions recombined in pairs;
 one vector per entry = normalised sum of its two questions' real embeddings, see the script's

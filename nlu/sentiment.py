@@ -12,6 +12,7 @@ config.yml:
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Text
@@ -30,6 +31,21 @@ SENTIMENT = "sentiment"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@functools.lru_cache(maxsize=4)
+def shared_scorer(head: str) -> SentimentScorer:
+    """One scorer (and one embedding model) per process and head file.
+
+    Rasa builds a non-eager graph component anew for every message it parses, so the component
+    must be cheap to create: the model is loaded once here, and warmed up so the first customer
+    does not wait for it.
+    """
+    scorer = SentimentScorer(head_path=Path(head) if head else None)
+    if scorer.head is None:
+        log.warning("sentiment head %s not found: scoring with VADER + support cues only", head or "(none)")
+    scorer.score("warm up")
+    return scorer
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class SentimentAnalyzer(GraphComponent):
     """Adds `sentiment` to the output of every message Rasa parses."""
@@ -40,12 +56,7 @@ class SentimentAnalyzer(GraphComponent):
 
     def __init__(self, config: Dict[Text, Any]) -> None:
         head = Path(config.get("head") or "")
-        head = head if head.is_absolute() else ROOT / head
-        self.scorer = SentimentScorer(head_path=head if config.get("head") else None)
-        if self.scorer.head is None:
-            log.warning("sentiment head %s not found: scoring with VADER + support cues only", head)
-        else:  # load the embedding model now, not on the first customer's message
-            self.scorer.score("warm up")
+        self.scorer = shared_scorer(str(head if head.is_absolute() else ROOT / head) if config.get("head") else "")
 
     @classmethod
     def create(

@@ -314,15 +314,22 @@ def test_import_checks_then_applies_whole_and_export_round_trips(editor: Editor)
 
 # -- learning from what the bot missed ---------------------------------------------------------
 def test_gaps_group_similar_missed_questions(stack: Stack, editor: Editor) -> None:
-    asked = ["Do you sell marble garden gnomes?", "Do you sell garden gnomes made of marble?"]
+    """Customers ask the same unanswerable thing three ways; the gaps view shows them as one group.
+
+    Which turns become `missed`/`escalated` events is Rasa's call (NLU may route a turn elsewhere),
+    so at least two of the three must show up, and every one that does is in the same group.
+    (tests/test_knowledge_gaps.py checks the grouping itself without Rasa.)"""
+    asked = ["Do you sell marble garden gnomes?", "Do you sell garden gnomes made of marble?",
+             "Are marble garden gnomes something you sell?"]
     for text in asked:
         replies = stack.new_conversation().say(text)["replies"]
-        assert replies and not replies[0].get("faq_id"), f"{text!r} should be a miss, got {replies}"
+        assert replies and not replies[0].get("faq_id"), f"{text!r} should not be answered from the KB, got {replies}"
     gaps = editor.get("/gaps", examples=50).json()["gaps"]
     found = [g for g in gaps if any(e["text"] in asked for e in g["examples"])]
-    assert len(found) == 1, [(g["count"], [e["text"] for e in g["examples"]][:6]) for g in found or gaps[:10]]
+    summary = [(g["count"], [e["text"] for e in g["examples"]][:6]) for g in found or gaps[:10]]
+    assert len(found) == 1, summary
     group = found[0]
-    assert {e["text"] for e in group["examples"]} >= set(asked), group
+    assert len({e["text"] for e in group["examples"]} & set(asked)) >= 2, summary
     assert group["count"] >= 2 and group["conversations"] >= 2
     assert gaps == sorted(gaps, key=lambda g: g["latest_at"], reverse=True)
     assert editor.get("/gaps", threshold="2").status_code == 400

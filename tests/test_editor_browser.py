@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Stack
-from tests.test_editor_api import bot_answer, seconds_until_answer
+from tests.test_editor_api import bot_answer, editor_login, seconds_until_answer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -54,8 +54,15 @@ def test_agents_cannot_log_in_to_the_editor(page, stack: Stack) -> None:  # type
     assert page.locator("#app").is_hidden()
 
 
-def test_editor_writes_previews_publishes_edits_and_rolls_back(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture()
+def tag(stack: Stack) -> Iterator[str]:
+    """A unique tag for this test's entry; the entry is deleted afterwards even if the test failed."""
     tag = uuid.uuid4().hex[:6]
+    yield tag
+    editor_login(stack).delete(f"/faqs/browser-trees-{tag}")
+
+
+def test_editor_writes_previews_publishes_edits_and_rolls_back(page, stack: Stack, tag: str) -> None:  # type: ignore[no-untyped-def]
     answer_one = f"Yes, every delivery plants one tree with our partner ({tag})."
     answer_two = f"Yes, every delivery now plants two trees ({tag})."
     login(page, stack)

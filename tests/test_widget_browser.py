@@ -4,14 +4,16 @@ page navigation, reconnecting, text-only rendering, and not disturbing the host 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.conftest import Agent, Stack, wait_until
+from tests.conftest import Agent, Stack, free_port, wait_until
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 TRACK_QUESTION = "How can I track my order?"
@@ -216,25 +218,49 @@ def test_keyboard_phone_layout_and_host_page_untouched(stack: Stack, browser: Br
         context.close()
 
 
-def test_embedded_on_another_origin(stack: Stack, page: Page) -> None:
-    """The one-tag embed on a shop that is NOT served by Tandem: CORS session, websocket, and a
-    stale token in localStorage (e.g. after a database reset) leading to a fresh conversation."""
+@pytest.fixture
+def other_origin_shop(stack: Stack) -> Iterator[str]:
+    """A host page served by something that is not Tandem, on another origin (localhost vs 127.0.0.1)."""
     tandem = stack.settings.web_url
-    shop = "http://shop.example"
     html = (
         "<!doctype html><html lang='en'><head><title>Other shop</title></head><body><h1>Other shop</h1>"
         f"<script src='{tandem}/widget/tandem-widget.js' data-site-key='demo' data-tandem-url='{tandem}' async></script>"
         "</body></html>"
-    )
-    page.route(f"{shop}/**", lambda route: route.fulfill(status=200, content_type="text/html", body=html))
-    forged = json.dumps({"token": "0123456789abcdef." + "0" * 32})
-    page.goto(f"{shop}/")
-    page.evaluate("([key, value]) => localStorage.setItem(key, value)", [f"tandem-widget:{tandem}:demo", forged])
+    ).encode()
+
+    class Shop(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Shop)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_embedded_on_another_origin(stack: Stack, page: Page, other_origin_shop: str) -> None:
+    """The one-tag embed on a shop that is NOT served by Tandem: CORS session, websocket, and a
+    stale token in localStorage (e.g. after a database reset) leading to a fresh conversation."""
+    tandem = stack.settings.web_url
+    key = f"tandem-widget:{tandem}:demo"
+    page.goto(other_origin_shop)
+    page.evaluate("([key, value]) => localStorage.setItem(key, value)", [key, json.dumps({"token": "0123456789abcdef." + "0" * 32})])
     page.reload()
     page.get_by_role("button", name="Open chat with Chat with us").click()
     say(page, TRACK_QUESTION)
     expect(page.locator(".tw-bot .tw-text").filter(has_text=TRACK_ANSWER_START)).to_have_count(1)
-    token = json.loads(page.evaluate(f"() => localStorage.getItem('tandem-widget:{tandem}:demo')"))["token"]
+    token = json.loads(page.evaluate("key => localStorage.getItem(key)", key))["token"]
     assert token.split(".")[0] != "0123456789abcdef"  # the forged one was replaced by a genuine one
     assert stack.http.post("/widget/session", json={"site_key": "demo", "token": token}).status_code == 200
 
