@@ -77,6 +77,9 @@ def train_model(settings: Settings, out: Path | None = None) -> Path:
 
 def _env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
+    # Idle OpenMP threads spin instead of sleeping by default: on 2 busy cores that made one
+    # embedding cost 20x its CPU time (docs/benchmarks.md). Passive waiting fixes it.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.update(
         PYTHONWARNINGS="ignore", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
         PYTHONPATH=str(settings.root), SQLALCHEMY_SILENCE_UBER_WARNING="1",
