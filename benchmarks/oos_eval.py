@@ -36,7 +36,7 @@ def sweep(truth: list[str], preds: list[dict], unknown: set[str], key: str, grid
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--predictions", default="/tmp/tandem-banking77/holdout10-diet20/predictions.json")
+    parser.add_argument("--predictions", default="/tmp/tandem-banking77/holdout10-diet10/predictions.json")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     data = json.loads(Path(args.predictions).read_text())

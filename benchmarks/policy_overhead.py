@@ -112,7 +112,7 @@ def main() -> None:
     if args.no_docs:
         return
     write_section("Per-message cost of sentiment and the escalation policy (issue 6)", (
-        f"Command: `nice -n 10 $VENV/bin/python benchmarks/policy_overhead.py` ({today()}; {machine()}; the machine was shared "
+        f"Command: `nice -n 10 $VENV/bin/python benchmarks/policy_overhead.py --messages {args.messages}` ({today()}; {machine()}; the machine was shared "
         f"with other jobs, so absolute numbers are noisy, the with/without rounds alternate).\n\n{len(texts)} distinct customer messages "
         f"from data/eval/conversations.yml, {args.rounds} rounds each.\n\n{table}\n\n{summary}.\n"
     ))

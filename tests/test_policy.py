@@ -128,3 +128,45 @@ def test_thresholds_come_from_settings() -> None:
 
     th = Thresholds.from_settings(load_settings(sentiment_threshold=-0.4, priority_tiers="gold, platinum"))
     assert th.sentiment_threshold == -0.4 and th.priority_tiers == ("gold", "platinum")
+
+
+# -- calibration (./tandem calibrate) -------------------------------------------------------------
+def test_calibration_writes_settings_keeping_comments(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from actions.calibration import write_settings
+
+    path = tmp_path / "tandem.yml"
+    path.write_text("# Tandem's settings\nweb_port: 8000\n# answer threshold\nfaq_threshold: 0.55\n")
+    write_settings(path, {"faq_threshold": 0.61, "sentiment_threshold": -0.6})
+    assert path.read_text() == "# Tandem's settings\nweb_port: 8000\n# answer threshold\nfaq_threshold: 0.61\nsentiment_threshold: -0.6\n"
+
+
+def test_faq_threshold_is_the_lowest_meeting_the_target() -> None:
+    from actions.calibration import faq_curve, pick_threshold
+
+    best = [("a", 0.9), ("b", 0.7), ("x", 0.6), ("c", 0.5), ("y", 0.4)]
+    labels = ["a", "b", "c", "c", "escalate"]  # the 0.6 answer is wrong, the 0.4 one should not be answered
+    curve = faq_curve(best, labels, [0.4, 0.5, 0.6, 0.7, 0.8])
+    assert [round(r["precision"], 2) for r in curve] == [0.6, 0.75, 0.67, 1.0, 1.0]
+    assert [round(r["coverage"], 2) for r in curve] == [0.75, 0.75, 0.5, 0.5, 0.25]
+    assert pick_threshold(curve, 0.9)["threshold"] == 0.7
+    assert pick_threshold(curve, 0.7)["threshold"] == 0.5
+
+
+def test_replay_escalates_where_the_actions_would() -> None:
+    from actions.calibration import Conversation, ParsedTurn, replay, score_escalations
+
+    def turn(text: str, intent: str, score: float, cues: list[str], faq: float) -> ParsedTurn:
+        parse = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "sentiment": {"score": score, "cues": cues, "english": True}}
+        return ParsedTurn(text, parse, [Candidate("orders-track-order", faq), Candidate("shipping-costs", faq - 0.2)])
+
+    turns = [turn("hi", "greet", 0.2, [], 0.2), turn("where is my order", "faq", -0.2, [], 0.8),
+             turn("still nothing and nobody answers", "faq", -0.7, [], 0.5), turn("useless!!!", "faq", -0.95, ["frustration_phrase"], 0.3)]
+    at, decisions = replay(turns, TH)
+    assert at == 3 and decisions[0] is None and decisions[1].action == "answer"
+    # -0.2 then -0.7 is not yet -0.5 on average, but the mood fell 0.9 from the greeting and the
+    # customer asks about the FAQ they were just given: 2 frustration points
+    assert decisions[2].reason == "frustration"
+    assert "sentiment fell from 0.20 to -0.70" in decisions[2].detail and "asked again about 'orders-track-order'" in decisions[2].detail
+    conversations = [Conversation("a", "souring", [], 3), Conversation("b", "calm", [], None), Conversation("c", "angry", [], 2)]
+    scores = score_escalations(conversations, {"a": 3, "b": 2, "c": None})
+    assert (scores["tp"], scores["fp"], scores["fn"]) == (1, 1, 1) and scores["precision"] == 0.5
