@@ -134,10 +134,12 @@ def cmd_up(settings: Settings) -> None:
         signal.signal(signal.SIGTERM, stop)
         print(
             f"\nTandem is running ({time.monotonic() - started:.0f}s to start).\n"
-            f"  Chat (REST):      POST {settings.web_url}/api/conversations\n"
-            f"  Agent API:        {settings.web_url}/api/agent  (demo logins: agent/agent, agent2/agent2, supervisor/supervisor)\n"
-            f"  Rasa:             {settings.rasa_url}   Action server: {settings.action_url}\n"
-            f"  Logs:             {settings.var_dir / 'logs'}\n"
+            f"  Customers, web widget demo:  {settings.web_url}/demo\n"
+            f"  Agents, console:             {settings.web_url}/console   (agent/agent, agent2/agent2, supervisor/supervisor)\n"
+            f"  Editors, knowledge base:     {settings.web_url}/editor    (editor/editor)\n"
+            f"  REST channel:                POST {settings.web_url}/api/conversations\n"
+            f"  Telegram:                    {'on (' + settings.telegram_mode + ')' if settings.telegram_token else 'off (set TANDEM_TELEGRAM_TOKEN)'}\n"
+            f"  Rasa {settings.rasa_url}, action server {settings.action_url}, logs {settings.var_dir / 'logs'}\n"
             "Press Ctrl-C to stop everything.",
             flush=True,
         )

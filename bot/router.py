@@ -193,12 +193,14 @@ class Router:
         if not await self.conversations.switch_mode(conversation.id, ("bot",), "waiting", case.id):
             return []
         conversation.mode, conversation.case_id = "waiting", case.id
-        # Agents first: the case is stored, and Rasa's tracker call below can be slow under load.
+        # The position is recorded as told before anyone can sweep the queue, so the first
+        # notice the customer sees is this one, not a "you're now number N" from the dispatcher.
+        position = await self.queue.position(case.id)
+        await self.queue.mark_notified(case.id, position)
+        # Agents next: the case is stored, and Rasa's tracker call below can be slow under load.
         await self.bus.publish("agents", {"type": "case_opened", "case": case.to_dict()})
         await self.events.record(conversation.id, "escalated", conversation.channel, case_id=case.id, reason=reason, detail=detail)
         await self._append_to_tracker(conversation.id, [{"event": "pause"}])
-        position = await self.queue.position(case.id)
-        await self.queue.mark_notified(case.id, position)
         text, buttons = await self._waiting_notice(position)
         notice = await self._say(
             conversation, "system", f"You're number {position} in the queue for a person.{text} You can keep writing; they'll see your messages.",

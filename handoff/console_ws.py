@@ -17,12 +17,12 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
-from websockets.connection import OPEN
 
+from core.websocket import receive
 from handoff.accounts import Account, AuthError
 from handoff.console_api import bp as console_api_bp
 from handoff.presence import STAFF_ROLES, PresenceError
@@ -75,35 +75,6 @@ async def _authenticate(request: Request) -> Account:
     return account
 
 
-async def _receive(ws: Any, idle_s: float, on_idle: Callable[[], Awaitable[bool]]) -> Any:
-    """The next client frame, or None once the connection is closed (or on_idle says stop).
-
-    Sanic 21.12's `ws.recv()` passes a bare coroutine to asyncio.wait, which Python 3.11
-    refuses; this is its logic with a task. The same pending read survives idle periods
-    (cancelling it would break Sanic's frame assembler); `on_idle` runs every `idle_s` quiet
-    seconds (the session re-check) and returns False to close.
-    """
-    loop = asyncio.get_running_loop()
-    async with ws.recv_lock:
-        if ws.connection.state is not OPEN:
-            return None
-        getter = asyncio.ensure_future(ws.assembler.get())
-        try:
-            while True:
-                cancel = loop.create_future()
-                ws.recv_cancel = cancel
-                done, _ = await asyncio.wait((cancel, getter), timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
-                ws.recv_cancel = None
-                if getter in done:
-                    return getter.result()
-                if cancel in done or ws.connection.state is not OPEN or not await on_idle():
-                    return None
-        finally:
-            ws.recv_cancel = None
-            if not getter.done():
-                getter.cancel()
-
-
 def _sockets(request: Request) -> Counter[int]:
     if not hasattr(request.app.ctx, "console_sockets"):
         request.app.ctx.console_sockets = Counter()
@@ -154,7 +125,7 @@ async def console_socket(request: Request, ws: Any) -> None:
                 return False
 
         while True:
-            raw = await _receive(ws, CHECK_IN_S * 2, still_valid)
+            raw = await receive(ws, CHECK_IN_S * 2, still_valid)
             if raw is None or not await still_valid():
                 return  # closed, or the session ended
             await _handle(request, me, raw, send)

@@ -125,12 +125,13 @@ class Dispatcher:
                 continue
             if told is not None and told_at and now - told_at < self.settings.queue_update_interval_s and position != 1:
                 continue
+            if not await self.queue.claim_notice(case_id, position, told):
+                continue  # another web process told this customer already
             try:
                 case = await self.queue.get(case_id)
                 await self.control.queue_position(case, position, estimate_wait(position, agents, handle))
             except Exception:  # noqa: BLE001 - one broken conversation must not stop the sweep
                 log.exception("could not tell case %s its position", case_id)
-            await self.queue.mark_notified(case_id, position)
 
     # -- running in the web process ----------------------------------------------------------
     def wake(self) -> None:

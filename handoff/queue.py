@@ -305,6 +305,17 @@ class CaseQueue:
         async with self._engine.connect() as conn:
             return {r[0]: (r[1], r[2]) for r in (await conn.execute(query)).all()}
 
+    async def claim_notice(self, case_id: int, position: int, previous: int | None) -> bool:
+        """Compare-and-set the position last told to a customer. With several web processes
+        sweeping the queue, only the one whose update wins tells the customer (no duplicates)."""
+        told = case_routing.c.notified_position
+        condition = told.is_(None) if previous is None else told == previous
+        query = case_routing.update().where(case_routing.c.case_id == case_id, condition).values(
+            notified_position=position, notified_at=time.time()
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(query)).rowcount == 1
+
     async def mark_notified(self, case_id: int, position: int) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(

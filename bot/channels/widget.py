@@ -22,7 +22,6 @@ from sanic import Blueprint, Request
 from sanic.exceptions import WebsocketClosed
 from sanic.response import HTTPResponse, file, json as json_response
 from sanic.server.websockets.impl import WebsocketImplProtocol
-from websockets.connection import OPEN
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Data
 
@@ -30,6 +29,7 @@ from bot.channels import tokens
 from bot.conversations import Conversation, UnknownConversation
 from bot.router import InvalidMessage, Router
 from core.http import ApiError, error_response, read_json
+from core.websocket import receive
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -213,35 +213,6 @@ async def _push_updates(ws: WebsocketImplProtocol, updates: asyncio.Queue[dict[s
             await _send(ws, {"type": "message", "message": message})
         elif event.get("type") == "typing":
             await _send(ws, {"type": "typing", "typing": bool(event.get("typing")), "agent_name": event.get("agent_name")})
-
-
-async def receive(ws: WebsocketImplProtocol, check_every: float = 15.0) -> Data | None:
-    """The next client frame, or None once the connection is closed.
-
-    Sanic 21.12's own `ws.recv()` hands a bare coroutine to asyncio.wait, which Python 3.11
-    refuses (TypeError); this is the same logic with a task. The close handshake cancels
-    `recv_cancel` as it does for recv(); the periodic state check covers a close that lands
-    while no receive is pending.
-    """
-    loop = asyncio.get_running_loop()
-    async with ws.recv_lock:
-        if ws.connection.state is not OPEN:
-            return None
-        getter = asyncio.ensure_future(ws.assembler.get())
-        try:
-            while True:
-                cancel = loop.create_future()
-                ws.recv_cancel = cancel
-                done, _ = await asyncio.wait((cancel, getter), timeout=check_every, return_when=asyncio.FIRST_COMPLETED)
-                ws.recv_cancel = None
-                if getter in done:
-                    return getter.result()
-                if cancel in done or ws.connection.state is not OPEN:
-                    return None
-        finally:
-            ws.recv_cancel = None
-            if not getter.done():
-                getter.cancel()
 
 
 async def _serve_client(request: Request, ws: WebsocketImplProtocol, conversation_id: str) -> None:
