@@ -133,7 +133,10 @@ class Router:
 
     async def _to_bot(self, conversation: Conversation, text: str) -> list[Message]:
         try:
-            outputs = await self.rasa.send(conversation.id, text, {"channel": conversation.channel})
+            metadata: dict[str, Any] = {"channel": conversation.channel}
+            if conversation.profile.get("tier"):
+                metadata["tier"] = conversation.profile["tier"]  # the escalation policy weighs it
+            outputs = await self.rasa.send(conversation.id, text, metadata)
         except RasaUnavailable as exc:
             log.warning("conversation %s: %s", conversation.id, exc)
             await self.events.record(conversation.id, "bot_unavailable", conversation.channel, error=str(exc))
