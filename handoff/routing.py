@@ -13,7 +13,9 @@ from typing import Any
 from core.settings import Settings
 
 # Reasons and intents that name a team directly, whatever the FAQ candidates say.
-REASON_TEAMS = {"complaint": "complaints"}
+REASON_TEAMS = {"complaint": "complaints", "negative_sentiment": "complaints", "frustration": "complaints"}
+# Sensitive topics (actions/policy.py) go to the people trained for them.
+TOPIC_TEAMS = {"legal": "complaints", "cancellation": "complaints", "fraud": "billing", "safety": "technical"}
 INTENT_TEAMS = {"complain": "complaints"}
 SEVERITY_POINTS = 10  # priority points per severity step
 NEGATIVE_LABELS = ("negative", "very_negative", "angry", "neg")
@@ -95,6 +97,11 @@ class RoutingRules:
         """The reason, then the intent, then the best FAQ candidate's category; None = any team."""
         if reason in REASON_TEAMS and REASON_TEAMS[reason] in self.teams:
             return REASON_TEAMS[reason]
+        if reason == "sensitive_topic":
+            topics = [r.get("values", {}).get("topic") for r in signals.get("reasons", []) if isinstance(r, dict)]
+            for topic in topics:
+                if TOPIC_TEAMS.get(topic or "") in self.teams:
+                    return TOPIC_TEAMS[topic]
         intent = ((signals.get("nlu") or {}).get("intent") or "") if isinstance(signals.get("nlu"), dict) else ""
         if intent in INTENT_TEAMS and INTENT_TEAMS[intent] in self.teams:
             return INTENT_TEAMS[intent]

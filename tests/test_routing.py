@@ -55,6 +55,18 @@ def test_team_from_reason_intent_and_faq_category() -> None:
     assert category_of("loyalty-points-expire") == "loyalty"
 
 
+def test_team_from_the_policy_reasons() -> None:
+    """The escalation policy's reason codes (actions/policy.py) reach the right people."""
+    r = rules()
+    assert r.team_for("negative_sentiment", {"candidates": [{"faq_id": "shipping-costs"}]}) == "complaints"
+    assert r.team_for("frustration", {}) == "complaints"
+    fraud = {"reasons": [{"code": "sensitive_topic", "values": {"topic": "fraud", "phrase": "stolen card"}}]}
+    assert r.team_for("sensitive_topic", fraud) == "billing"
+    safety = {"reasons": [{"code": "sensitive_topic", "values": {"topic": "safety", "phrase": "caught fire"}}]}
+    assert r.team_for("sensitive_topic", safety) == "technical"
+    assert r.team_for("sensitive_topic", {"reasons": [], "candidates": [{"faq_id": "refunds-how-long"}]}) == "billing"
+
+
 def test_custom_teams_setting() -> None:
     r = rules(routing_teams="money:payments,refunds;everything_else:orders")
     assert r.team_names() == ["money", "everything_else"]
