@@ -147,8 +147,9 @@ class KnowledgeBase:
         with self._lock:
             changed = list(changed)
             live = [f for f in changed if f.status == "published" and not f.deleted]
+            live_ids = {f.id for f in live}
             for faq in changed:
-                if faq not in live:
+                if faq.id not in live_ids:
                     self.index.remove(faq.id)
                     self._entries.pop(faq.id, None)
             texts = [f.texts() for f in live]

@@ -56,25 +56,6 @@ async def test_open_list_position_claim_close(db: tuple) -> None:
 
 
 @pytest.mark.asyncio
-async def test_simultaneous_claims_have_exactly_one_winner(db: tuple) -> None:
-    settings, engine, queue, accounts, ada, bob = db
-    case = await queue.open_case("race", "rest", "customer_request")
-    # Separate engines = separate connections, as with separate web processes.
-    engines = [async_engine(settings) for _ in range(8)]
-    try:
-        results = await asyncio.gather(
-            *(CaseQueue(e).claim(case.id, (ada if i % 2 else bob).id) for i, e in enumerate(engines)), return_exceptions=True
-        )
-    finally:
-        for e in engines:
-            await e.dispose()
-    winners = [r for r in results if not isinstance(r, Exception)]
-    assert len(winners) == 1, results
-    assert all(isinstance(r, CaseConflict) for r in results if isinstance(r, Exception))
-    assert (await queue.get(case.id)).agent_id == winners[0].agent_id
-
-
-@pytest.mark.asyncio
 async def test_queue_survives_a_new_engine(db: tuple) -> None:
     """What is committed is there for the next process (a restart is a new engine)."""
     settings, engine, queue, accounts, ada, bob = db
