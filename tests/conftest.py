@@ -6,6 +6,7 @@ changed), which is the same model `./tandem up` serves.
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -133,6 +134,11 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
+def redis_url() -> str:
+    """The local Redis; TANDEM_TEST_REDIS_DB picks a database so concurrent test runs keep apart."""
+    return f"redis://127.0.0.1:6379/{os.environ.get('TANDEM_TEST_REDIS_DB', '0')}"
+
+
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -145,8 +151,13 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.1) -> 
 
 
 def postgres_url(database: str) -> str:
-    """A fresh PostgreSQL database on the local server (trust auth); recreated per call."""
+    """A fresh PostgreSQL database on the local server (trust auth); recreated per call.
+
+    TANDEM_TEST_DB_SUFFIX keeps two test runs on one server (two checkouts) out of each other's databases.
+    """
     import sqlalchemy as sa
+
+    database += os.environ.get("TANDEM_TEST_DB_SUFFIX", "")
 
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
     with admin.connect() as conn:

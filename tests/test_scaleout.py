@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from bot.cli import prepare
 from bot.processes import Supervisor
-from tests.conftest import Stack, free_port, postgres_url, stack_settings, wait_until
+from tests.conftest import Stack, free_port, postgres_url, redis_url, stack_settings, wait_until
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = redis_url()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from bot.channels.telegram_delivery import MAX_TEXT, parse_callback, split_text
 from bot.cli import prepare
 from bot.processes import Supervisor
 from core.db import sync_engine
-from tests.conftest import Stack, free_port, postgres_url, stack_settings, wait_until
+from tests.conftest import Stack, free_port, postgres_url, redis_url, stack_settings, wait_until
 from tests.fakes.telegram_api import FakeTelegramServer
 
 _chats = itertools.count(7001)
@@ -363,7 +363,7 @@ def instances(tmp_path_factory: pytest.TempPathFactory, tg: Stack, hook_fake: Fa
     """
     base = stack_settings(
         tmp_path_factory.mktemp("tandem-telegram-hook"),
-        database_url=postgres_url("tandem_telegram_e2e"), redis_url="redis://127.0.0.1:6379/0",
+        database_url=postgres_url("tandem_telegram_e2e"), redis_url=redis_url(),
         telegram_token=hook_fake.token, telegram_api_url=f"{hook_fake.url}/bot",
         telegram_mode="webhook", telegram_webhook_secret=SECRET,
     ).replace(rasa_port=tg.settings.rasa_port, action_port=tg.settings.action_port)
