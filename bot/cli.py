@@ -13,11 +13,13 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from bot.processes import PRIVATE_UMASK
 from core.db import async_engine, create_schema, sync_engine
 from core.settings import Settings, load_settings
 
@@ -84,38 +86,104 @@ async def _create_user(settings: Settings, username: str, password: str, role: s
 
 
 async def _demo_accounts(settings: Settings) -> None:
+    """demo_accounts on: create the published logins. Off: lock any that still have them."""
+    import secrets
+
+    import bcrypt
+    import sqlalchemy as sa
+
     from handoff.accounts import Accounts
+    from handoff.schema import accounts as accounts_table
+    from handoff.schema import sessions
 
     engine = async_engine(settings)
     try:
         accounts = Accounts(engine, settings.agent_session_hours)
         for username, password, role, name in DEMO_ACCOUNTS:
-            if await accounts.by_username(username) is None:
-                await accounts.create(username, password, role, name)
+            if settings.demo_accounts:
+                if await accounts.by_username(username) is None:
+                    await accounts.create(username, password, role, name)
+                continue
+            async with engine.connect() as conn:
+                row = (await conn.execute(sa.select(accounts_table.c.id, accounts_table.c.password_hash)
+                                          .where(accounts_table.c.username == username))).first()
+            if row is None or not await asyncio.to_thread(bcrypt.checkpw, password.encode(), row[1].encode()):
+                continue  # never created, or its password was changed: a real account now
+            await accounts.create(username, secrets.token_urlsafe(24), role, name)  # nobody knows this one
+            async with engine.begin() as conn:
+                await conn.execute(sessions.delete().where(sessions.c.account_id == row[0]))
+            print(f"demo account '{username}' locked (demo_accounts is off); ./tandem create-user {username} to reuse it")
     finally:
         await engine.dispose()
 
 
+class UnsafeSettings(Exception):
+    """Settings `up` refuses to run with; the text says what to change."""
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_demo_exposure(settings: Settings) -> None:
+    """The demo logins are published in the README: never serve them beyond this machine."""
+    from urllib.parse import urlsplit
+
+    if not settings.demo_accounts:
+        return
+    exposed = [where for where, host in (("host", settings.host), ("public_url", urlsplit(settings.public_url).hostname or ""))
+               if not _is_loopback(host)]
+    if exposed:
+        raise UnsafeSettings(
+            f"demo_accounts is on (agent/agent, supervisor/supervisor, editor/editor: published passwords) and Tandem "
+            f"would be reachable beyond this machine ({', '.join(exposed)}). Set demo_accounts: false in tandem.yml "
+            "(or TANDEM_DEMO_ACCOUNTS=false) and create real staff with ./tandem create-user."
+        )
+
+
+DEMO_BANNER = """\
+!!! DEMO ACCOUNTS ARE ON: agent/agent, agent2/agent2, supervisor/supervisor, editor/editor.
+!!! Anyone who can open the console can log in with them. This is for trying Tandem on this
+!!! machine only: for real use set `demo_accounts: false` in tandem.yml (the demo logins are
+!!! then locked) and create staff with ./tandem create-user."""
+
+
 def prepare(settings: Settings, train: bool = True) -> Path | None:
     """Everything `up` and the tests need before the servers start."""
-    from bot.processes import train_model
+    from bot.processes import private_var_dir, train_model
 
-    create_schema(settings)
-    settings.secret()
-    cmd_seed(settings)
-    if settings.demo_accounts:
+    check_demo_exposure(settings)
+    private_var_dir(settings)
+    old_umask = os.umask(PRIVATE_UMASK)  # databases, index and secret created here: owner only
+    try:
+        create_schema(settings)
+        settings.secret()
+        cmd_seed(settings)
         asyncio.run(_demo_accounts(settings))
-    model = train_model(settings) if train else None
-    prepare_index(settings)
+        model = train_model(settings) if train else None
+        prepare_index(settings)
+    finally:
+        os.umask(old_umask)
     return model
 
 
-def cmd_up(settings: Settings) -> None:
+def cmd_up(settings: Settings) -> int:
     from bot.processes import Supervisor
 
     started = time.monotonic()
-    prepare(settings)
-    supervisor = Supervisor(settings)
+    model = prepare(settings)
+
+    def say(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] supervisor: {message}", flush=True)
+
+    supervisor = Supervisor(settings, model=model, notify=say)
     print("starting the action server, Rasa and the web process ...", flush=True)
     stopping = {"now": False}
 
@@ -128,26 +196,31 @@ def cmd_up(settings: Settings) -> None:
     # While starting, Ctrl-C (or SIGTERM) aborts the start; once running, it ends the loop below.
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    status = 0
     try:
         supervisor.start()
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        staff = "(agent/agent, agent2/agent2, supervisor/supervisor)" if settings.demo_accounts else "(./tandem create-user)"
         print(
             f"\nTandem is running ({time.monotonic() - started:.0f}s to start).\n"
             f"  Customers, web widget demo:  {settings.web_url}/demo\n"
-            f"  Agents, console:             {settings.web_url}/console   (agent/agent, agent2/agent2, supervisor/supervisor)\n"
-            f"  Editors, knowledge base:     {settings.web_url}/editor    (editor/editor)\n"
+            f"  Agents, console:             {settings.web_url}/console   {staff}\n"
+            f"  Editors, knowledge base:     {settings.web_url}/editor    {'(editor/editor)' if settings.demo_accounts else ''}\n"
             f"  REST channel:                POST {settings.web_url}/api/conversations\n"
             f"  Telegram:                    {'on (' + settings.telegram_mode + ')' if settings.telegram_token else 'off (set TANDEM_TELEGRAM_TOKEN)'}\n"
             f"  Rasa {settings.rasa_url}, action server {settings.action_url}, logs {settings.var_dir / 'logs'}\n"
+            "A process that dies is restarted; the others keep serving meanwhile.\n"
             "Press Ctrl-C to stop everything.",
             flush=True,
         )
+        if settings.demo_accounts:
+            print("\n" + DEMO_BANNER + "\n", flush=True)
         while not stopping["now"]:
-            for service in supervisor.services:
-                if service.process and service.process.poll() is not None:
-                    print(f"{service.name} stopped unexpectedly (exit {service.process.returncode}); see {service.log_path}", flush=True)
-                    stopping["now"] = True
+            if "web" in supervisor.gave_up:  # nothing left that customers or agents can reach
+                print("the web process cannot be kept running; stopping Tandem (exit status 1).", flush=True)
+                status = 1
+                break
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -155,6 +228,7 @@ def cmd_up(settings: Settings) -> None:
         print("\nstopping ...", flush=True)
         supervisor.stop()
         print("stopped.")
+    return status
 
 
 def cmd_calibrate(settings: Settings, target: float, escalation_target: float, dry_run: bool) -> None:
@@ -197,10 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.add_argument("--dry-run", action="store_true", help="print the values, do not write tandem.yml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    os.umask(PRIVATE_UMASK)  # everything Tandem writes (var/, logs, index, models) is its owner's only
     settings = load_settings()
     command = args.command or "up"
     if command == "up":
-        cmd_up(settings)
+        try:
+            return cmd_up(settings)
+        except UnsafeSettings as exc:
+            print(f"tandem: refusing to start: {exc}", file=sys.stderr)
+            return 2
     elif command == "train":
         from bot.processes import train_model
 

@@ -1,14 +1,17 @@
-"""Start, watch and stop Tandem's three processes (Rasa, action server, web).
+"""Start, watch, restart and stop Tandem's three processes (Rasa, action server, web).
 
 Used by `./tandem up` and by the test suite, so tests exercise exactly what a newcomer runs.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,36 @@ import yaml
 from core.settings import Settings
 
 RASA_DATA = ("data/nlu.yml", "data/rules.yml")
+PRIVATE_UMASK = 0o077  # var/ holds conversations, password hashes and the secret: owner only
+
+
+def private_var_dir(settings: Settings) -> None:
+    """Create var/ owner-only, and take group/other access off anything an older Tandem left there."""
+    var = settings.var_dir
+    var.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in [var, *var.rglob("*")]:
+        try:
+            mode = path.lstat().st_mode
+            if not path.is_symlink() and mode & 0o077:
+                path.chmod(mode & 0o700)
+        except FileNotFoundError:  # a journal file that came and went
+            pass
+
+
+def write_credentials(settings: Settings) -> Path:
+    """Rasa's credentials.yml: only Tandem's REST channel, which checks the Rasa token."""
+    path = settings.var_dir / "credentials.yml"
+    _write_private(path, yaml.safe_dump({"bot.rasa_server.TokenRestInput": None}))
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (endpoints.yml may hold a database password)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
 
 
 def write_endpoints(settings: Settings) -> Path:
@@ -40,8 +73,7 @@ def write_endpoints(settings: Settings) -> Path:
             "db": int(redis_url.database or 0), "key_prefix": "tandem",
         }
     path = settings.var_dir / "endpoints.yml"
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
+    _write_private(path, yaml.safe_dump(endpoints, sort_keys=False))
     return path
 
 
@@ -107,92 +139,257 @@ def _env(settings: Settings) -> dict[str, str]:
 
 @dataclass
 class Service:
+    """One child process and what the supervisor knows about it."""
+
     name: str
     command: list[str]
     health_url: str
+    health_params: dict[str, str] = field(default_factory=dict, repr=False)  # may carry Rasa's token
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    state: str = "stopped"  # starting | ready | backoff | failed | stopped
+    supervised: bool = False  # ready once: from then on a death means restart, not a failed start
+    started_at: float = 0.0
+    ready_at: float | None = None
+    restart_at: float = 0.0
+    fast_failures: int = 0  # consecutive deaths soon after (re)starting
+    restarts: int = 0
+    last_exit: int | None = None
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(self.health_url, params=self.health_params, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _notify_log(message: str) -> None:
+    logging.getLogger("tandem.supervisor").warning("%s", message)
 
 
 @dataclass
 class Supervisor:
-    """Owns the child processes; stops all of them, in reverse order, on stop() or Ctrl-C."""
+    """Owns the child processes: starts them, restarts any that dies, stops them all on stop().
+
+    Once a service has been ready, a watcher thread restarts it when it dies, after a delay that
+    doubles with each consecutive fast failure (a death within `supervise_stable_s` of starting),
+    and gives up on it after `supervise_give_up_after` of those: restarting cannot fix a broken
+    configuration, and saying so beats a restart loop. The other services keep running meanwhile
+    (the web process offers customers a person while Rasa or the action server is away).
+    """
 
     settings: Settings
     model: Path | None = None
     services: list[Service] = field(default_factory=list)
+    notify: Callable[[str], None] = _notify_log  # `up` prints these; tests read var/logs/supervisor.log
+    gave_up: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.RLock()
+        self._stop_watching = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def plan(self) -> list[Service]:
         s = self.settings
         endpoints = write_endpoints(s)
+        credentials = write_credentials(s)
         model = str(self.model or s.models_dir)
         py = sys.executable
         return [
             Service("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.action_port)],
                     f"http://{s.host}:{s.action_port}/health"),
-            Service("rasa", [py, "-m", "rasa", "run", "--enable-api", "-i", s.host, "--port", str(s.rasa_port),
-                             "--model", model, "--endpoints", str(endpoints)],
-                    f"{s.rasa_url}/status"),
+            # bot.rasa_server adds --auth-token itself, so the token never shows in `ps`.
+            Service("rasa", [py, "-m", "bot.rasa_server", "--enable-api", "-i", s.host, "--port", str(s.rasa_port),
+                             "--model", model, "--endpoints", str(endpoints), "--credentials", str(credentials)],
+                    f"{s.rasa_url}/status", {"token": s.rasa_token()}),
             Service("web", [py, "-m", "bot.web"], f"{s.web_url}/health"),
         ]
 
-    def start(self, only: tuple[str, ...] | None = None, timeout: float = 240.0) -> None:
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    # -- starting ----------------------------------------------------------------------------
+    def _spawn(self, service: Service) -> None:
         logs = self.settings.var_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for service in self.plan():
-            if only and service.name not in only:
-                continue
-            service.log_path = logs / f"{service.name}.log"
-            handle = open(service.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        service.log_path = logs / f"{service.name}.log"
+        # Logs hold what customers wrote: owner-only, like everything in var/.
+        fd = os.open(service.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as handle:
             service.process = subprocess.Popen(
                 service.command, cwd=self.settings.root, env=_env(self.settings), stdout=handle, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, umask=PRIVATE_UMASK,
             )
-            self.services.append(service)
-        self.wait_ready(timeout)
+        service.state, service.started_at, service.ready_at = "starting", time.monotonic(), None
 
-    def wait_ready(self, timeout: float) -> None:
+    def start(self, only: tuple[str, ...] | None = None, timeout: float | None = None) -> None:
+        """Start the services (or `only` those), wait until they answer, then watch them."""
+        with self._lock:
+            for planned in self.plan():
+                if only and planned.name not in only:
+                    continue
+                existing = next((s for s in self.services if s.name == planned.name), None)
+                if existing and existing.process and existing.process.poll() is None:
+                    continue
+                service = existing or planned
+                if existing is None:
+                    self.services.append(service)
+                service.command, service.health_url, service.health_params = planned.command, planned.health_url, planned.health_params
+                service.supervised, service.fast_failures = False, 0
+                self._spawn(service)
+        self.wait_ready(self.settings.start_timeout_s if timeout is None else timeout, only)
+        self._watch()
+
+    def _pending(self, only: tuple[str, ...] | None) -> list[Service]:
+        return [s for s in self.services if (not only or s.name in only) and s.state not in ("ready", "stopped")]
+
+    def wait_ready(self, timeout: float, only: tuple[str, ...] | None = None) -> None:
+        """Until the services answer their health checks; a failed first start stops everything."""
         deadline = time.monotonic() + timeout
-        pending = list(self.services)
-        while pending:
-            for service in list(pending):
-                if service.process and service.process.poll() is not None:
-                    tail = service.log_path.read_text(errors="replace")[-3000:] if service.log_path else ""
-                    self.stop()
-                    raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{tail}")
-                try:
-                    if httpx.get(service.health_url, timeout=2.0).status_code == 200:
-                        pending.remove(service)
-                except httpx.HTTPError:
-                    pass
-            if pending and time.monotonic() > deadline:
+        while True:
+            with self._lock:
+                pending = self._pending(only)
+                for service in pending:
+                    if service.state == "failed":
+                        raise RuntimeError(f"{service.name}: the supervisor gave up on it (see {service.log_path})")
+                    if not service.supervised and service.process and service.process.poll() is not None:
+                        tail = service.log_path.read_text(errors="replace")[-3000:] if service.log_path else ""
+                        code = service.process.returncode
+                        self.stop()
+                        raise RuntimeError(f"{service.name} exited with {code}:\n{tail}")
+                    if service.state == "starting" and service.process and service.process.poll() is None and service.healthy():
+                        self._ready(service)
+                pending = self._pending(only)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
                 names = ", ".join(s.name for s in pending)
                 self.stop()
                 raise TimeoutError(f"{names} not ready after {timeout:.0f}s (logs in {self.settings.var_dir / 'logs'})")
             time.sleep(0.3)
 
+    def _ready(self, service: Service) -> None:
+        service.state, service.ready_at = "ready", time.monotonic()
+        if service.supervised:
+            self._say(f"{service.name} is back (pid {service.process.pid if service.process else '?'}, "
+                      f"{service.ready_at - service.started_at:.1f}s to start)")
+        service.supervised = True
+
+    # -- watching ----------------------------------------------------------------------------
+    def _watch(self) -> None:
+        if self._watcher is None or not self._watcher.is_alive():
+            self._stop_watching.clear()
+            self._watcher = threading.Thread(target=self._watch_loop, name="tandem-supervisor", daemon=True)
+            self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        while not self._stop_watching.wait(0.25):
+            try:
+                with self._lock:
+                    for service in self.services:
+                        self._check(service)
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one bad check
+                logging.getLogger("tandem.supervisor").exception("supervisor check failed")
+
+    def _check(self, service: Service) -> None:
+        """One look at one service: notice a death, schedule or make a restart, notice recovery."""
+        if not service.supervised or service.state in ("failed", "stopped"):
+            return
+        s = self.settings
+        now = time.monotonic()
+        if service.state in ("starting", "ready") and service.process and service.process.poll() is not None:
+            code = service.process.returncode
+            service.last_exit = code
+            _kill_group(service.process)  # anything it left behind would hold its port
+            fast = now - service.started_at < s.supervise_stable_s
+            service.fast_failures = service.fast_failures + 1 if fast else 0
+            if service.fast_failures >= s.supervise_give_up_after:
+                service.state = "failed"
+                self.gave_up.append(service.name)
+                self._say(
+                    f"GAVE UP on {service.name}: it died {service.fast_failures} times in a row within "
+                    f"{s.supervise_stable_s:.0f}s of starting (last: {describe_exit(code)}). Restarting cannot fix that; "
+                    f"see {service.log_path}, fix the cause and start Tandem again."
+                )
+                return
+            delay = min(s.supervise_backoff_s * 2 ** max(service.fast_failures - 1, 0), s.supervise_max_backoff_s)
+            service.state, service.restart_at = "backoff", now + delay
+            self._say(f"{service.name} died ({describe_exit(code)}, after {now - service.started_at:.0f}s); "
+                      f"restarting in {delay:.1f}s (attempt {service.restarts + 1})")
+            return
+        if service.state == "backoff" and now >= service.restart_at:
+            service.restarts += 1
+            self._spawn(service)
+            return
+        if service.state == "starting":
+            if now - service.started_at > s.start_timeout_s:
+                self._say(f"{service.name} did not answer within {s.start_timeout_s:.0f}s of starting; killing it")
+                _kill_group(service.process)
+            elif service.healthy():
+                self._ready(service)
+
+    def _say(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        try:
+            logs = self.settings.var_dir / "logs"
+            logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(logs / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as handle:
+                handle.write(line + "\n")
+        except OSError:
+            pass
+        self.notify(message)
+
+    # -- stopping ----------------------------------------------------------------------------
     def restart(self, name: str, hard: bool = False) -> None:
-        """Stop one service (SIGKILL if hard) and start it again; tests use it."""
-        service = next(s for s in self.services if s.name == name)
-        self._stop_one(service, hard)
-        self.services.remove(service)
+        """Stop one service (SIGKILL if hard) and start it again, waiting until it answers; tests use it."""
+        self.stop_service(name, hard)
         self.start(only=(name,))
 
+    def stop_service(self, name: str, hard: bool = False) -> None:
+        """Stop one service and keep it stopped (an outage on purpose) until start(only=(name,))."""
+        with self._lock:
+            self._stop_one(self.service(name), hard)
+
     def _stop_one(self, service: Service, hard: bool = False) -> None:
-        process = service.process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL if hard else signal.SIGTERM)
-            process.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        with self._lock:
+            service.state, service.supervised = "stopped", False
+            process = service.process
+            if process is None or process.poll() is not None:
+                return
             try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=5)
+                os.killpg(process.pid, signal.SIGKILL if hard else signal.SIGTERM)
+                process.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                _kill_group(process)
+                process.wait(timeout=5)
 
     def stop(self) -> None:
-        for service in reversed(self.services):
-            self._stop_one(service)
-        self.services.clear()
+        self._stop_watching.set()
+        with self._lock:
+            for service in reversed(self.services):
+                self._stop_one(service)
+            self.services.clear()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=5)
+
+
+def _kill_group(process: subprocess.Popen | None) -> None:
+    """SIGKILL the process group the service runs in (its own session)."""
+    if process is None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

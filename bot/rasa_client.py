@@ -11,9 +11,12 @@ class RasaUnavailable(Exception):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout: float) -> None:
+    """Every call carries Tandem's Rasa token (Rasa's API takes it only as `?token=`)."""
+
+    def __init__(self, base_url: str, timeout: float, token: str) -> None:
         self._base = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=3.0))
+        self._token = {"token": token}
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=3.0), params=self._token)
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -58,7 +58,17 @@ class Settings:
     telegram_mode: str = "polling"
     telegram_webhook_secret: str = ""
     telegram_api_url: str = "https://api.telegram.org/bot"  # tests point it at a local fake
-    demo_accounts: bool = True  # `up` creates agent/agent, supervisor/supervisor, editor/editor
+    # DEMO ONLY: `up` creates agent/agent, agent2/agent2, supervisor/supervisor, editor/editor.
+    # Off unless tandem.yml (the demo's) turns it on; turned off, those logins are locked.
+    demo_accounts: bool = False
+    # The supervisor (bot/processes.py): a service that dies is restarted after supervise_backoff_s,
+    # doubled per consecutive fast failure (a run shorter than supervise_stable_s) up to
+    # supervise_max_backoff_s; after supervise_give_up_after fast failures in a row it gives up.
+    start_timeout_s: float = 240.0
+    supervise_backoff_s: float = 0.5
+    supervise_max_backoff_s: float = 30.0
+    supervise_stable_s: float = 60.0
+    supervise_give_up_after: int = 5
     # Agent routing (handoff/routing.py, docs/agents.md). Teams: "team:category,category;...";
     # FAQ categories come from the FAQ ids the bot considered (orders-..., refunds-...).
     routing_teams: str = (
@@ -114,19 +124,28 @@ class Settings:
         return self.var_dir / "index"
 
     def secret(self) -> bytes:
-        """The signing key: configured, or created once (0600) in var/ and reused."""
+        """The signing key: configured, or created once (0600 from the first byte) in var/ and reused."""
         if self.secret_key:
             return self.secret_key.encode()
         path = self.var_dir / "secret.key"
         if not path.exists():
             import secrets
 
-            self.var_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_hex(32))
-            tmp.chmod(0o600)
+            self.var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = path.with_name(f"secret.key.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
             tmp.replace(path)
         return path.read_text().strip().encode()
+
+    def rasa_token(self) -> str:
+        """The token Rasa's HTTP API and REST channel demand: derived from the secret, so every
+        process agrees on it, none stores it, and it changes when the secret does."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self.secret(), b"tandem rasa api token", hashlib.sha256).hexdigest()
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

@@ -84,7 +84,7 @@ def test_agent_claims_replies_and_hands_back(stack: Stack) -> None:
     again = customer.say("how can I track my order?")
     assert again["mode"] == "bot" and again["replies"][0]["faq_id"] == "orders-track-order"
 
-    tracker = httpx.get(f"{stack.settings.rasa_url}/conversations/{customer.conversation_id}/tracker").json()
+    tracker = httpx.get(f"{stack.settings.rasa_url}/conversations/{customer.conversation_id}/tracker", params={"token": stack.settings.rasa_token()}).json()
     kinds = [e["event"] for e in tracker["events"]]
     texts = [e.get("text") for e in tracker["events"]]
     assert "pause" in kinds and "resume" in kinds

@@ -8,7 +8,7 @@ from tests.conftest import Stack
 
 
 def test_rasa_parse_carries_sentiment(stack: Stack) -> None:
-    parsed = httpx.post(f"{stack.settings.rasa_url}/model/parse", json={"text": "this is useless, where is my refund!!!"}, timeout=30).json()
+    parsed = httpx.post(f"{stack.settings.rasa_url}/model/parse", json={"text": "this is useless, where is my refund!!!"}, params={"token": stack.settings.rasa_token()}, timeout=30).json()
     assert parsed["sentiment"]["label"] == "negative"
     assert parsed["sentiment"]["score"] < -0.5
     assert "frustration_phrase" in parsed["sentiment"]["cues"]

@@ -140,7 +140,7 @@ async def make_world(settings: Settings) -> World:
     conversations = ConversationStore(engine)
     bus = Bus()
     # No Rasa listens on this port: the router keeps the database story and logs the miss.
-    router = Router(settings, conversations, queue, RasaClient(f"http://127.0.0.1:{free_port()}", 1.0), EventLog(engine), bus)
+    router = Router(settings, conversations, queue, RasaClient(f"http://127.0.0.1:{free_port()}", 1.0, "test-token"), EventLog(engine), bus)
     presence = Presence(engine, settings)
     return World(settings, engine, queue, router, presence, Dispatcher(settings, queue, presence, router, bus), Accounts(engine, 8), conversations)
 
