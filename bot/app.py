@@ -54,7 +54,9 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.engine = engine
         app.ctx.bus = make_bus(settings.redis_url)
         await app.ctx.bus.start()
-        app.ctx.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s, settings.rasa_token())
+        app.ctx.rasa = RasaClient(
+            settings.rasa_url, settings.rasa_timeout_s, settings.rasa_token(), f"http://{settings.host}:{settings.action_port}/health"
+        )
         app.ctx.events = EventLog(engine)
         app.ctx.accounts = Accounts(engine, settings.agent_session_hours)
         app.ctx.queue = CaseQueue(engine, settings.aging_per_minute)

@@ -52,6 +52,22 @@ def test_pause_and_resume_still_reach_rasa_with_the_token(stack: Stack) -> None:
     assert "pause" in kinds and "resume" in kinds and kinds.index("pause") < kinds.index("resume")
 
 
+def test_action_server_down_offers_a_person(stack: Stack) -> None:
+    """Rasa answers 200 with no reply when it cannot reach the action server: the customer must
+    still hear that the assistant is in trouble and be offered a person."""
+    customer = stack.new_conversation()
+    stack.supervisor.stop_service("actions")
+    try:
+        reply = customer.say("How can I track my order?")
+        assert reply["mode"] == "bot"
+        [notice] = reply["replies"]
+        assert notice["kind"] == "bot_unavailable" and notice["buttons"][0]["payload"] == "/request_human"
+        assert customer.say("Talk to a person", payload="/request_human")["mode"] == "waiting"
+        assert stack.login("agent").case_for(customer.conversation_id)["reason"] == "bot_unavailable"
+    finally:
+        stack.supervisor.start(only=("actions",))
+
+
 def _loose(root: Path) -> list[str]:
     return [f"{p} {stat.filemode(p.stat().st_mode)}" for p in [root, *root.rglob("*")]
             if not p.is_symlink() and p.exists() and p.stat().st_mode & 0o077]
