@@ -76,10 +76,13 @@ def _delivery(row: Any) -> Delivery:
 
 def smtp_send(settings: MailSettings, message: Any) -> None:
     """One SMTP session (blocking: call it in a thread). Raises on any refusal."""
+    # Our EHLO name is the sender's domain: smtplib's default (socket.getfqdn) waits on DNS.
+    helo = settings.from_address.rpartition("@")[2] or "localhost"
     if settings.security == "ssl":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_s, context=ssl.create_default_context())
+        client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, local_hostname=helo, timeout=settings.timeout_s,
+                                                context=ssl.create_default_context())
     else:
-        client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
+        client = smtplib.SMTP(settings.host, settings.port, local_hostname=helo, timeout=settings.timeout_s)
     try:
         client.ehlo()
         if settings.security == "starttls":
