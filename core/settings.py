@@ -24,7 +24,7 @@ class CustomerSettings:
     """Customer records and data rights (customers/, docs/customers.md)."""
 
     # Widget site key -> secret the embedding site signs verified identities with (HMAC-SHA256).
-    identity_secrets: dict[str, str] = field(default_factory=dict)
+    identity_secrets: dict[str, str] = field(default_factory=dict, hash=False)
     identity_max_lifetime_s: float = 86400.0  # a signed identity valid longer than this is refused
     identity_clock_skew_s: float = 60.0  # tolerated difference between the site's clock and ours
     retention_days: int = 0  # conversations untouched this long are erased; 0 keeps them forever
@@ -68,7 +68,7 @@ class ReassignSettings:
     """Moving a case away from an agent who went quiet (handoff/reassign.py)."""
 
     wait_s: float = 180.0  # the customer has waited this long for the assigned agent's reply
-    team_wait_s: dict[str, float] = field(default_factory=dict)  # per-team override of wait_s
+    team_wait_s: dict[str, float] = field(default_factory=dict, hash=False)  # per-team override of wait_s
     target: str = "agent"  # agent: the next free agent of the team, else the queue | queue: always the queue
 
 

@@ -162,3 +162,14 @@ async def test_merge_moves_identities_conversations_and_cases(db: Any) -> None:
         await store.get(99999)
     with pytest.raises(CustomerError):
         await store.update(web.id, tier=123)  # type: ignore[arg-type]
+
+
+def test_nested_settings_from_the_environment_and_still_hashable() -> None:
+    settings = load_settings({"TANDEM_MAIL": '{"host": "smtp.example.org", "port": "465", "security": "ssl"}',
+                              "TANDEM_REASSIGN": '{"team_wait_s": {"complaints": "30"}}'},
+                             customers={"identity_secrets": {"shop": "x"}})
+    assert (settings.mail.host, settings.mail.port, settings.mail.security) == ("smtp.example.org", 465, "ssl")
+    assert settings.reassign.team_wait_s == {"complaints": 30.0} and settings.reassign.wait_s == 180.0
+    assert isinstance(hash(settings), int)  # frozen settings stay usable as cache keys
+    with pytest.raises(ValueError):
+        load_settings({"TANDEM_MAIL": '{"hots": "typo"}'})
