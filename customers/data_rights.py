@@ -35,6 +35,12 @@ def default_registry() -> RightsRegistry:
     return registry
 
 
+class OpenCaseError(Exception):
+    """The customer is being helped right now; close the case first (or pass force=True)."""
+
+    status = 409
+
+
 @dataclass(frozen=True)
 class Erasure:
     subject: Subject
@@ -83,11 +89,19 @@ class DataRights:
             data = self.registry.export(RightsContext(conn, self._settings), subject)
         return {"customer_id": customer_id, "exported_at": self._clock(), "conversation_ids": list(subject.conversation_ids), "data": data}
 
-    def erase_customer(self, customer_id: int) -> Erasure:
-        """Delete every row about the customer in one transaction (Rasa's SQLite file commits apart)."""
+    def erase_customer(self, customer_id: int, force: bool = False) -> Erasure:
+        """Delete every row about the customer in one transaction (Rasa's SQLite file commits apart).
+
+        Refuses while one of their cases is waiting or assigned, so a live chat is not cut off.
+        """
         with self._engine.begin() as conn:
             self._exists(conn, customer_id)
             subject = self.subject_for_customer(conn, customer_id)
+            if not force and subject.conversation_ids:
+                live = conn.execute(sa.select(cases.c.id).where(
+                    cases.c.conversation_id.in_(subject.conversation_ids), cases.c.status.in_(("waiting", "assigned")))).first()
+                if live is not None:
+                    raise OpenCaseError(f"case {live[0]} of this customer is open; close it before erasing")
             counts = self.registry.erase(RightsContext(conn, self._settings), subject)
         return Erasure(subject, counts)
 

@@ -25,7 +25,7 @@ from bot.conversations import ConversationStore
 from core.db import async_engine, create_schema, metadata, sync_engine
 from core.eventlog import EventLog
 from core.settings import FollowupSettings, MailSettings, Settings, SlaSettings, SlaTarget
-from customers.data_rights import DataRights, default_registry
+from customers.data_rights import DataRights, OpenCaseError, default_registry
 from customers.store import CustomerStore
 from handoff.accounts import Accounts
 from handoff.followup import Followups
@@ -166,7 +166,12 @@ async def test_export_then_erase_leaves_nothing(world: tuple[Settings, Any, Pers
     assert len(exported["data"]["bot"]["rasa_tracker.events"]) >= 4
     assert exported["data"]["handoff"]["followups"] and exported["data"]["handoff"]["sla_breaches"]
 
-    erasure = await asyncio.to_thread(rights.erase_customer, alice.customer_id)
+    live = await CaseQueue(engine).open_case(alice.conversation_ids[0], "telegram", "customer_request")
+    with pytest.raises(OpenCaseError):
+        await asyncio.to_thread(rights.erase_customer, alice.customer_id)  # not while someone is helping them
+    assert sum((scan(e, alice.needles) for e in stores), [])  # nothing was erased by the refusal
+    erasure = await asyncio.to_thread(rights.erase_customer, alice.customer_id, True)
+    assert live.id not in [c.id for c in await CaseQueue(engine).list()]
     assert erasure.counts["bot.messages"] == 5
     assert sum((scan(e, alice.needles) for e in stores), []) == []
     # Bob is untouched, everywhere.

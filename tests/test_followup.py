@@ -85,3 +85,27 @@ async def test_only_closed_cases_and_unanswered_questions_expire(world: World) -
     [ended] = await follow.expire()
     assert ended.id == quiet.id and ended.status == "no_answer"
     assert await follow.due() == []
+
+
+@pytest.mark.asyncio
+async def test_one_timer_tick_drives_sla_reassignment_and_followups(world: World) -> None:
+    from core.settings import ReassignSettings, SlaSettings, SlaTarget
+    from handoff.timers import CaseTimers
+
+    w = world
+    ada = await w.agent("ada", ["complaints"])
+    settings = w.settings.replace(sla=SlaSettings(targets=(SlaTarget(first_response_s=60, resolution_s=10**6),)),
+                                  reassign=ReassignSettings(wait_s=120, target="queue"))
+    timers = CaseTimers(w.engine, settings, w.queue, w.presence, clock=w.clock)
+    quiet = await w.case("complaints")
+    await w.queue.claim(quiet.id, ada.id)
+    await timers.followups.schedule(await closed_case(w, ada.id), delay_s=100)
+    first = await timers.tick()
+    assert (first.breaches, first.reassigned, first.followups_to_ask) == ([], [], [])
+    w.clock.advance(130)
+    second = await timers.tick()
+    assert [(b.case_id, b.timer) for b in second.breaches] == [(quiet.id, "first_response")]
+    assert [r.case_id for r in second.reassigned] == [quiet.id]
+    assert len(second.followups_to_ask) == 1 and second.followups_to_ask[0].status == "asked"
+    third = await timers.tick()
+    assert (third.breaches, third.reassigned, third.followups_to_ask) == ([], [], [])
