@@ -43,6 +43,8 @@ class MailSettings:
     timeout_s: float = 20.0
     max_attempts: int = 6  # then the mail is marked failed (kept, never silently dropped)
     backoff_s: float = 30.0  # first retry after this, doubling each time
+    ticket_subject: str = "Re: your request #{ticket_id}"  # {ticket_id} is filled in
+    followup_subject: str = "Was your problem solved? (request #{case_id})"
 
 
 @dataclass(frozen=True)

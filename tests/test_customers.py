@@ -173,3 +173,26 @@ def test_nested_settings_from_the_environment_and_still_hashable() -> None:
     assert isinstance(hash(settings), int)  # frozen settings stay usable as cache keys
     with pytest.raises(ValueError):
         load_settings({"TANDEM_MAIL": '{"hots": "typo"}'})
+
+
+@pytest.mark.asyncio
+async def test_linking_hooks_put_the_tier_where_routing_reads_it(db: Any) -> None:
+    from customers.linking import link_site_identity, link_telegram
+    from handoff.routing import RoutingRules
+
+    store, conversations = CustomerStore(db), ConversationStore(db)
+    web = await conversations.create("widget")
+    payload, signature = signed(good(tier="platinum"))
+    assert await link_site_identity(store, conversations, SECRETS, web.id, "shop", {"payload": payload, "signature": "f" * 64}, NOW) is None
+    assert await link_site_identity(store, conversations, SECRETS, web.id, "shop", "not a dict", NOW) is None
+    assert (await conversations.get(web.id)).profile == {}  # forged: nothing changed
+    customer = await link_site_identity(store, conversations, SECRETS, web.id, "shop", {"payload": payload, "signature": signature}, NOW)
+    assert customer is not None
+    profile = (await conversations.get(web.id)).profile
+    assert profile == {"customer_id": customer.id, "tier": "platinum"}
+    assert RoutingRules(load_settings({})).classify("customer_request", {}, profile).tier == "platinum"
+
+    chat = await conversations.get_or_create_external("telegram", "4242", "tom")
+    tom = await link_telegram(store, conversations, chat.id, 4242, "Tom")
+    again = await link_telegram(store, conversations, (await conversations.create("telegram", external_id="other-chat")).id, 4242)
+    assert again.id == tom.id and set(await store.conversations_of(tom.id)) == {chat.id, (await conversations.find_external("telegram", "other-chat")).id}

@@ -160,3 +160,20 @@ async def test_two_senders_deliver_each_mail_once(engine: Any, smtp: tuple[Inbox
         await first.enqueue(OutboundMail(f"c{n}@example.org", f"Mail {n}", "text"))
     await asyncio.gather(first.deliver_due(), second.deliver_due())
     assert sorted(m["Subject"] for m in inbox.received) == [f"Mail {n}" for n in range(5)]
+
+
+@pytest.mark.asyncio
+async def test_ticket_reply_goes_out_only_to_an_email_contact(engine: Any, smtp: tuple[Inbox, int]) -> None:
+    from mail.compose import followup_mail, ticket_reply_mail
+
+    inbox, port = smtp
+    settings = mail_settings(port)
+    assert ticket_reply_mail(settings, 7, "+49301234567", "Your refund is on its way.", "conv-7") is None  # a phone number
+    mail = ticket_reply_mail(settings, 7, " Zoe@Example.org ", "Your refund is on its way.", "conv-7")
+    follow = followup_mail(settings, 3, "zoe@example.org", "Is the problem solved? Reply yes or no in the chat.", "conv-7")
+    outbox = Outbox(engine, settings)
+    await outbox.enqueue(mail)
+    await outbox.enqueue(follow)
+    assert [d.status for d in await outbox.deliver_due()] == ["sent", "sent"]
+    assert [(m["To"], m["Subject"]) for m in inbox.received] == [
+        ("zoe@example.org", "Re: your request #7"), ("zoe@example.org", "Was your problem solved? (request #3)")]
