@@ -30,6 +30,10 @@ class UnknownCustomer(CustomerError):
     status = 404
 
 
+class CustomerConflict(CustomerError):
+    status = 409
+
+
 @dataclass
 class Customer:
     id: int
@@ -231,13 +235,20 @@ class CustomerStore:
             absorb_id = await self._resolve(conn, absorb_id)
             if keep_id == absorb_id:
                 raise CustomerError("a customer cannot be merged with itself")
+            now = self._clock()
+            # Lock both rows in id order (no deadlock between opposite merges) and only while both are
+            # live: a concurrent merge that absorbed one of them makes this one a conflict, not a cycle.
+            for customer_id in sorted((keep_id, absorb_id)):
+                locked = await conn.execute(customers.update().where(customers.c.id == customer_id, customers.c.merged_into.is_(None))
+                                            .values(updated_at=now))
+                if locked.rowcount != 1:
+                    raise CustomerConflict(f"customer {customer_id} was merged meanwhile; reload and try again")
             rows = {
                 r["id"]: r for r in (await conn.execute(sa.select(customers).where(customers.c.id.in_((keep_id, absorb_id))))).mappings()
             }
             keep, absorb = rows[keep_id], rows[absorb_id]
             values: dict[str, Any] = {k: keep[k] or absorb[k] for k in ("name", "email", "phone", "tier")}
             values["notes"] = "\n".join(n for n in (keep["notes"], absorb["notes"]) if n)
-            now = self._clock()
             await conn.execute(customers.update().where(customers.c.id == keep_id).values(updated_at=now, **values))
             await conn.execute(customer_identities.update().where(customer_identities.c.customer_id == absorb_id).values(customer_id=keep_id))
             await conn.execute(

@@ -196,3 +196,20 @@ async def test_linking_hooks_put_the_tier_where_routing_reads_it(db: Any) -> Non
     tom = await link_telegram(store, conversations, chat.id, 4242, "Tom")
     again = await link_telegram(store, conversations, (await conversations.create("telegram", external_id="other-chat")).id, 4242)
     assert again.id == tom.id and set(await store.conversations_of(tom.id)) == {chat.id, (await conversations.find_external("telegram", "other-chat")).id}
+
+
+@pytest.mark.asyncio
+async def test_opposite_merges_at_once_leave_one_live_record(db: Any) -> None:
+    store = CustomerStore(db)
+    for _ in range(3):
+        a, b = await store.create(name="A", email="a@example.org"), await store.create(name="B", phone="+4930111222")
+        results = await asyncio.gather(store.merge(a.id, b.id), store.merge(b.id, a.id), return_exceptions=True)
+        winners = [r for r in results if not isinstance(r, BaseException)]
+        assert winners, results
+        for r in results:
+            if isinstance(r, BaseException):
+                assert isinstance(r, CustomerError), repr(r)  # a clear 409, never a database error
+        live = {(await store.get(a.id)).id, (await store.get(b.id)).id}
+        assert len(live) == 1
+        merged = await store.get(live.pop())
+        assert (merged.email, merged.phone) == ("a@example.org", "+4930111222")
