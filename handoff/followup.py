@@ -143,31 +143,48 @@ class Followups:
         return None if row is None else _followup(row)
 
     async def resolve(self, followup_id: int, solved: bool) -> tuple[Followup, Case | None]:
-        """The customer's answer: yes closes the loop; no opens a case for the same team."""
+        """The customer's answer: yes closes the loop; no opens a case for the same team.
+
+        One transaction: the answer, the new case (with its routing row, as CaseQueue.open_case
+        writes them) and the event commit together, so a crash cannot lose the reopening.
+        """
         now = self._clock()
         status = "solved" if solved else "reopened"
+        reopened_id: int | None = None
         async with self._engine.begin() as conn:
             result = await conn.execute(followups.update().where(followups.c.id == followup_id, followups.c.status == "asked")
                                         .values(status=status, resolved_at=now))
+            if result.rowcount == 1 and not solved:
+                reopened_id = await self._reopen(conn, followup_id, now)
+            if result.rowcount == 1:
+                await self._event(conn, followup_id, "followup_answered", {"solved": solved, "reopened_case_id": reopened_id})
         if result.rowcount != 1:
             current = await self.get(followup_id)
             raise FollowupError(f"follow-up {followup_id} is {current.status}, not waiting for an answer")
-        followup = await self.get(followup_id)
-        reopened: Case | None = None
-        if not solved:
-            previous = await self._queue.get(followup.case_id)
-            reopened = await self._queue.open_case(
-                followup.conversation_id, followup.channel, "follow_up_unsolved",
-                detail=f"follow-up of case {previous.id}: the customer says it is not solved",
-                signals={"followup_id": followup.id, "previous_case_id": previous.id}, priority=previous.priority,
-                team=followup.team, tier=previous.tier, severity=previous.severity,
-            )
-            async with self._engine.begin() as conn:
-                await conn.execute(followups.update().where(followups.c.id == followup_id).values(reopened_case_id=reopened.id))
-        async with self._engine.begin() as conn:
-            await self._event(conn, followup_id, "followup_answered",
-                              {"solved": solved, "reopened_case_id": reopened.id if reopened else None})
-        return await self.get(followup_id), reopened
+        return await self.get(followup_id), (await self._queue.get(reopened_id) if reopened_id is not None else None)
+
+    async def _reopen(self, conn: Any, followup_id: int, now: float) -> int:
+        follow = (await conn.execute(sa.select(followups).where(followups.c.id == followup_id))).mappings().one()
+        already = (await conn.execute(sa.select(cases.c.id).where(
+            cases.c.conversation_id == follow["conversation_id"], cases.c.status.in_(("waiting", "assigned"))))).first()
+        if already is not None:  # the customer is being helped already: that case carries on
+            case_id = int(already[0])
+        else:
+            previous = (await conn.execute(
+                sa.select(cases.c.priority, case_routing.c.tier, case_routing.c.severity)
+                .select_from(cases.outerjoin(case_routing, case_routing.c.case_id == cases.c.id)).where(cases.c.id == follow["case_id"])
+            )).mappings().one()
+            inserted = await conn.execute(cases.insert().values(
+                conversation_id=follow["conversation_id"], channel=follow["channel"], status="waiting", reason="follow_up_unsolved",
+                detail=f"follow-up of case {follow['case_id']}: the customer says it is not solved",
+                signals=json.dumps({"followup_id": followup_id, "previous_case_id": follow["case_id"]}),
+                priority=previous["priority"], created_at=now,
+            ))
+            case_id = int(inserted.inserted_primary_key[0])
+            await conn.execute(case_routing.insert().values(case_id=case_id, team=follow["team"], tier=previous["tier"],
+                                                            severity=previous["severity"] or 0, announced=True))
+        await conn.execute(followups.update().where(followups.c.id == followup_id).values(reopened_case_id=case_id))
+        return case_id
 
     async def expire(self) -> list[Followup]:
         """Asked follow-ups nobody answered within answer_timeout_s end as no_answer."""

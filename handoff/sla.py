@@ -153,7 +153,11 @@ class SlaMonitor:
             condition = sa.or_(condition, sa.and_(cases.c.status == "closed", cases.c.closed_at >= closed_since))
         async with self._engine.connect() as conn:
             rows = (await conn.execute(self._query().where(condition))).mappings().all()
-            known = {(r[0], r[1]) for r in (await conn.execute(sa.select(sla_breaches.c.case_id, sla_breaches.c.timer))).all()}
+            known: set[tuple[int, str]] = set()
+            ids = [row["id"] for row in rows]
+            for start in range(0, len(ids), 500):
+                query = sa.select(sla_breaches.c.case_id, sla_breaches.c.timer).where(sla_breaches.c.case_id.in_(ids[start:start + 500]))
+                known |= {(r[0], r[1]) for r in (await conn.execute(query)).all()}
         found: list[Breach] = []
         for row in rows:
             sla = self._sla(row, now)

@@ -142,7 +142,8 @@ class Outbox:
         return min(86400.0, self.settings.backoff_s * (2 ** max(0, attempts - 1)))
 
     async def _claim(self, row: Any, now: float) -> bool:
-        condition = [mail_outbox.c.id == row["id"], mail_outbox.c.status == row["status"], mail_outbox.c.attempts == row["attempts"]]
+        claimed = mail_outbox.c.claimed_at.is_(None) if row["claimed_at"] is None else mail_outbox.c.claimed_at == row["claimed_at"]
+        condition = [mail_outbox.c.id == row["id"], mail_outbox.c.status == row["status"], mail_outbox.c.attempts == row["attempts"], claimed]
         async with self._engine.begin() as conn:
             result = await conn.execute(mail_outbox.update().where(*condition).values(status="sending", claimed_at=now))
         return result.rowcount == 1

@@ -177,3 +177,20 @@ async def test_ticket_reply_goes_out_only_to_an_email_contact(engine: Any, smtp:
     assert [d.status for d in await outbox.deliver_due()] == ["sent", "sent"]
     assert [(m["To"], m["Subject"]) for m in inbox.received] == [
         ("zoe@example.org", "Re: your request #7"), ("zoe@example.org", "Was your problem solved? (request #3)")]
+
+
+@pytest.mark.asyncio
+async def test_a_crashed_senders_mail_is_taken_over_once(engine: Any, smtp: tuple[Inbox, int]) -> None:
+    from mail.outbox import STALE_AFTER_S, mail_outbox
+
+    inbox, port = smtp
+    clock = Clock()
+    first, second = Outbox(engine, mail_settings(port), clock=clock), Outbox(engine, mail_settings(port), clock=clock)
+    stored = await first.enqueue(OutboundMail("d@example.org", "Stuck", "text"))
+    async with engine.begin() as conn:  # a process claimed it and died before sending
+        await conn.execute(mail_outbox.update().where(mail_outbox.c.id == stored.id).values(status="sending", claimed_at=clock.now))
+    assert await first.deliver_due() == []  # a live sender is never overtaken
+    clock.now += STALE_AFTER_S + 1
+    await asyncio.gather(first.deliver_due(), second.deliver_due())
+    assert [m["Subject"] for m in inbox.received] == ["Stuck"]
+    assert (await first.get(stored.id)).status == "sent"
