@@ -52,8 +52,12 @@ def create_schema(settings: Settings) -> None:
     import bot.channels.deliveries  # noqa: F401  (registers tables)
     import bot.conversations  # noqa: F401
     import core.eventlog  # noqa: F401
+    import customers.schema  # noqa: F401
+    import handoff.followup  # noqa: F401
     import handoff.schema  # noqa: F401
+    import handoff.sla  # noqa: F401
     import knowledge.store  # noqa: F401
+    import mail.outbox  # noqa: F401
 
     engine = sync_engine(settings)
     try:

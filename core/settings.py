@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import json
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,6 +17,69 @@ from typing import Any, Mapping
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class CustomerSettings:
+    """Customer records and data rights (customers/, docs/customers.md)."""
+
+    # Widget site key -> secret the embedding site signs verified identities with (HMAC-SHA256).
+    identity_secrets: dict[str, str] = field(default_factory=dict, hash=False)
+    identity_max_lifetime_s: float = 86400.0  # a signed identity valid longer than this is refused
+    identity_clock_skew_s: float = 60.0  # tolerated difference between the site's clock and ours
+    retention_days: int = 0  # conversations untouched this long are erased; 0 keeps them forever
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Outbound e-mail over SMTP (mail/). Empty host: mail is stored but not sent."""
+
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"  # none | starttls | ssl
+    user: str = ""
+    password: str = ""
+    from_address: str = ""
+    timeout_s: float = 20.0
+    max_attempts: int = 6  # then the mail is marked failed (kept, never silently dropped)
+    backoff_s: float = 30.0  # first retry after this, doubling each time
+    ticket_subject: str = "Re: your request #{ticket_id}"  # {ticket_id} is filled in
+    followup_subject: str = "Was your problem solved? (request #{case_id})"
+
+
+@dataclass(frozen=True)
+class SlaTarget:
+    """First-response and resolution targets for cases of one team and tier ("*" matches any)."""
+
+    team: str = "*"
+    tier: str = "*"
+    first_response_s: float = 300.0
+    resolution_s: float = 86400.0
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    """SLA timers (handoff/sla.py): the most specific matching target wins."""
+
+    targets: tuple[SlaTarget, ...] = (SlaTarget(),)
+    warn_fraction: float = 0.8  # warn once this share of the target has elapsed
+
+
+@dataclass(frozen=True)
+class ReassignSettings:
+    """Moving a case away from an agent who went quiet (handoff/reassign.py)."""
+
+    wait_s: float = 180.0  # the customer has waited this long for the assigned agent's reply
+    team_wait_s: dict[str, float] = field(default_factory=dict, hash=False)  # per-team override of wait_s
+    target: str = "agent"  # agent: the next free agent of the team, else the queue | queue: always the queue
+
+
+@dataclass(frozen=True)
+class FollowupSettings:
+    """Follow-ups (回访) after closing a case (handoff/followup.py)."""
+
+    delay_s: float = 86400.0  # default time from closing to asking
+    answer_timeout_s: float = 259200.0  # an unanswered question is closed as no_answer after this
 
 
 @dataclass(frozen=True)
@@ -84,6 +149,12 @@ class Settings:
     queue_update_interval_s: float = 15.0  # least time between two position updates to one customer
     business_hours: str = ""  # empty: always open; e.g. "mon-fri 09:00-17:00; sat 10:00-13:00"
     business_timezone: str = "UTC"  # IANA zone of business_hours, e.g. Europe/Berlin
+    # Nested groups: a mapping in tandem.yml, or JSON in TANDEM_<GROUP> (e.g. TANDEM_MAIL='{"host": ...}').
+    customers: CustomerSettings = field(default_factory=CustomerSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
+    reassign: ReassignSettings = field(default_factory=ReassignSettings)
+    followup: FollowupSettings = field(default_factory=FollowupSettings)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -151,6 +222,39 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+def _coerce_typed(kind: Any, value: Any, where: str) -> Any:
+    """Build a nested settings value (dataclass, dict[K, V], tuple[X, ...]) from YAML/JSON data."""
+    if dataclasses.is_dataclass(kind):
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a mapping")
+        hints = typing.get_type_hints(kind)
+        unknown = set(value) - set(hints)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(f'{where}.{k}' for k in sorted(unknown))}")
+        return kind(**{k: _coerce_typed(hints[k], v, f"{where}.{k}") for k, v in value.items()})
+    origin = typing.get_origin(kind)
+    if origin is dict:
+        key_type, value_type = typing.get_args(kind)
+        if isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a mapping")
+        return {_coerce_typed(key_type, k, where): _coerce_typed(value_type, v, f"{where}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        item_type = typing.get_args(kind)[0]
+        if isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list")
+        return tuple(_coerce_typed(item_type, v, f"{where}[{i}]") for i, v in enumerate(value))
+    name = getattr(kind, "__name__", str(kind))
+    return _coerce(name, value)
+
+
 def _coerce(kind: Any, value: Any) -> Any:
     """Turn YAML/env values into the field's declared type (fields are str/int/float/Path)."""
     kind = str(kind)
@@ -191,4 +295,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     unknown = set(values) - set(known)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-    return Settings(**{k: _coerce(known[k], v) for k, v in values.items()})
+    hints = typing.get_type_hints(Settings)
+    nested = {k for k, kind in hints.items() if dataclasses.is_dataclass(kind)}
+    return Settings(**{
+        k: _coerce_typed(hints[k], v, k) if k in nested else _coerce(known[k], v) for k, v in values.items()
+    })

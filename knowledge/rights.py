@@ -1,0 +1,11 @@
+"""Data rights of the knowledge room: FAQ entries are the business's text, not customers'."""
+from __future__ import annotations
+
+from core.rights import NoPersonalData, RightsRegistry
+
+
+def register(registry: RightsRegistry) -> None:
+    registry.register(
+        NoPersonalData("knowledge", "faqs", "FAQ entries written by editors"),
+        NoPersonalData("knowledge", "faq_versions", "versions of editors' FAQ entries"),
+    )

@@ -1,0 +1,1 @@
+"""Outbound e-mail: typed messages, a durable outbox, SMTP delivery with retries."""
