@@ -118,6 +118,15 @@ class FaqIndex:
                     best[faq_id] = Hit(faq_id, float(score), text)
         return sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
 
+    def matrix(self) -> tuple[np.ndarray, list[str]]:
+        """Every live vector and its entry id (self-calibration works on these, no re-embedding)."""
+        with self._lock:
+            rows = [(vid, owner[0]) for vid, owner in self._vector_owner.items()]
+            if not rows:
+                return np.zeros((0, DIMENSION), dtype=np.float32), []
+            vectors = np.vstack([self._index.reconstruct(int(vid)) for vid, _ in rows]).astype(np.float32)
+        return vectors, [faq_id for _, faq_id in rows]
+
     # -- persistence -----------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         """Write atomically (temp files, then rename), so a crash never leaves half an index."""
