@@ -228,7 +228,7 @@ class KnowledgeBase:
                         log.warning("unreadable calibration row: %s", exc)
         return self._calibration
 
-    def calibrate_now(self, sample: int = 2000) -> Calibration:
+    def calibrate_now(self, sample: int = 1000) -> Calibration:
         """Compute the calibration for the current index and store it (a worker thread calls this)."""
         with self._lock:
             vectors, owners = self.index.matrix()
