@@ -39,9 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kb_sets  # noqa: E402
 from common import IMAGES, free_port, machine, markdown_table, today, write_section  # noqa: E402
 from embed_cache import embed  # noqa: E402
+from bm25 import Bm25  # noqa: E402
 
 from core.settings import load_settings  # noqa: E402
 from knowledge.decision import ANSWER, CLARIFY, Option, Thresholds, decide  # noqa: E402
+from knowledge.scoring import entry_scores  # noqa: E402
 from knowledge.selfcalibration import compute, offtopic_questions  # noqa: E402
 
 SECTION = "Knowledge base through the product's doors (issue 10)"
@@ -166,18 +168,17 @@ class Product:
 
 # -- the engine alone ---------------------------------------------------------------------------
 def engine_outcomes(kbset: kb_sets.KbSet, th: Thresholds) -> tuple[list[Outcome], np.ndarray, list[int | None]]:
-    """Tandem's retrieval without Rasa: best cosine per entry, then knowledge/decision.py."""
+    """Tandem's retrieval without Rasa: knowledge/scoring.py's entry scores, then knowledge/decision.py."""
     texts, owner = [], []
     for j, e in enumerate(kbset.entries):
         for t in e.texts():
             texts.append(t)
             owner.append(j)
     vectors = embed(texts)
-    owner_arr = np.array(owner)
-    groups = [np.flatnonzero(owner_arr == j) for j in range(len(kbset.entries))]
+    owner_arr = np.array(owner)  # texts are already grouped by entry, in entry order
+    starts = np.flatnonzero(np.r_[True, owner_arr[1:] != owner_arr[:-1]])
     q = embed([x.text for x in kbset.questions])
-    sims = q @ vectors.T
-    scores = np.stack([sims[:, g].max(1) for g in groups], 1)
+    scores = entry_scores(q @ vectors.T, starts)
     ids = [e.id for e in kbset.entries]
     out = []
     for row in scores:
@@ -201,21 +202,16 @@ def self_calibrate_offline(kbset: kb_sets.KbSet) -> Thresholds:
 
 
 def bm25_top1(kbset: kb_sets.KbSet) -> float:
-    from rank_bm25 import BM25Okapi
-
+    """BM25 alone (per-text max): top-1 accuracy on the answerable questions."""
     docs, owner = [], []
     for e in kbset.entries:
         for t in e.texts():
-            docs.append(TOKEN.findall(t.lower()))
+            docs.append(t)
             owner.append(e.id)
-    bm = BM25Okapi(docs)
     owner_arr = np.array(owner)
-    right = 0
     asked = kbset.in_scope
-    for x in asked:
-        scores = bm.get_scores(TOKEN.findall(x.text.lower()))
-        right += int(owner_arr[int(np.argmax(scores))] == x.label)
-    return right / len(asked)
+    scores = Bm25(docs).scores([x.text for x in asked])
+    return float(np.mean([owner_arr[int(np.argmax(row))] == x.label for row, x in zip(scores, asked)]))
 
 
 def curve(scores: np.ndarray, labels: list[int | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -258,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="banking77,bitext,northwind")
     parser.add_argument("--limit", type=int, default=0, help="at most this many questions per set (a quick run)")
+    parser.add_argument("--paraphrases", type=int, default=None,
+                        help="at most this many paraphrases per imported entry (engine and product alike)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--engine-only", action="store_true", help="no stack: the engine and BM25 only")
     parser.add_argument("--no-docs", action="store_true")
@@ -270,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     curves: dict[str, Any] = {}
     try:
         for name in args.sets.split(","):
-            kbset = kb_sets.SETS[name]().limited(args.limit)
+            kbset = kb_sets.capped(kb_sets.SETS[name]().limited(args.limit), args.paraphrases)
             print(f"{kbset.name}: {len(kbset.entries)} entries, asking {len(kbset.in_scope)} in-scope + "
                   f"{len(kbset.out_of_scope)} out-of-scope questions", flush=True)
             if product is not None:
@@ -327,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nplot: {image}; raw: /tmp/tandem-cache/kb_eval.json; {time.monotonic() - started:.0f}s")
     if not args.no_docs:
         command = "$VENV/bin/python benchmarks/kb_eval.py" + (f" --sets {args.sets}" if args.sets != parser.get_default("sets") else "") + \
-                  (f" --limit {args.limit}" if args.limit else "") + (" --engine-only" if args.engine_only else "")
+                  (f" --limit {args.limit}" if args.limit else "") + (f" --paraphrases {args.paraphrases}" if args.paraphrases else "") + (" --engine-only" if args.engine_only else "")
         write_section(SECTION, f"Command: `{command}` ({today()}; {machine()}).\n\n{table}\n\n![curves](img/{image.name})\n")
     return 0
 

@@ -79,6 +79,14 @@ class KbSet:
         return KbSet(self.name, self.entries, picked, self.left_out)
 
 
+def capped(kbset: KbSet, paraphrases: int | None) -> KbSet:
+    """The same set with at most `paraphrases` paraphrases per entry (a cheaper import on a busy machine)."""
+    if paraphrases is None:
+        return kbset
+    entries = [Entry(e.id, e.category, e.question, e.answer, e.paraphrases[:paraphrases]) for e in kbset.entries]
+    return KbSet(kbset.name, entries, kbset.questions, kbset.left_out)
+
+
 def _topic(intent: str) -> str:
     return intent.replace("_", " ").strip().capitalize()
 
