@@ -3,7 +3,7 @@
 Each FAQ contributes one vector per text (question and paraphrases). Vectors live in an
 IndexIDMap2, so an edit removes the entry's old vectors and adds its new ones: no rebuild.
 A search looks at the nearest vectors and scores each entry from its best texts
-(knowledge/scoring.py: half the best cosine, half the mean of its best three).
+(knowledge/scoring.py: the best cosine, as shipped).
 """
 from __future__ import annotations
 

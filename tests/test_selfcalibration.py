@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from knowledge.scoring import MASKED, entry_score, entry_scores
+from knowledge.scoring import MASKED
 from knowledge.selfcalibration import Calibration, compute, offtopic_questions
 
 
@@ -48,15 +48,27 @@ def test_the_shipped_off_topic_set_is_for_any_business() -> None:
     assert not [q for q in questions if any(word in q for word in business)]
 
 
-def test_blended_entry_scores_match_the_index_rule() -> None:
+def test_blended_entry_scores_match_the_index_rule(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import knowledge.scoring as scoring
+
+    monkeypatch.setattr(scoring, "BEST_WEIGHT", 0.5)  # the measured blend, vectorised == per entry
     rng = np.random.default_rng(1)
     sizes = [1, 2, 3, 5]
     starts = np.r_[0, np.cumsum(sizes)[:-1]]
     sims = rng.uniform(-1, 1, size=(6, sum(sizes))).astype(np.float32)
     sims[0, 3] = MASKED
-    matrix = entry_scores(sims, starts)
+    matrix = scoring.entry_scores(sims, starts)
     for q in range(6):
         for j, (a, n) in enumerate(zip(starts, sizes)):
-            expected = entry_score([s for s in sims[q, a : a + n] if s > MASKED + 0.5])
+            expected = scoring.entry_score([s for s in sims[q, a : a + n] if s > MASKED + 0.5])
             assert abs(matrix[q, j] - expected) < 1e-5
-    assert entry_score([0.7]) == 0.7  # one text: its cosine, the scale stays a cosine
+    assert scoring.entry_score([0.7]) == 0.7  # one text: its cosine, the scale stays a cosine
+
+
+def test_the_shipped_entry_score_is_the_best_cosine() -> None:
+    """The blend favours entries with few texts (a one-line draft beat an exact match), so max ships."""
+    from knowledge.scoring import entry_score, entry_scores
+
+    assert entry_score([1.0, 0.8, 0.8]) == 1.0 and entry_score([0.99]) == 0.99
+    sims = np.array([[1.0, 0.8, 0.8, 0.99]], dtype=np.float32)
+    assert entry_scores(sims, np.array([0, 3])).tolist() == [[1.0, 0.9900000095367432]]
