@@ -20,6 +20,7 @@ from actions.knowledge_access import knowledge_base, settings
 from actions.policy import (
     COMPLAINT, FALLBACK, FAQ, OUT_OF_SCOPE, REQUEST_HUMAN, Candidate, Decision, Thresholds, decide, signals_from_tracker,
 )
+from knowledge import decision as retrieval
 from knowledge.base import Match
 
 MISSES = "misses"  # consecutive turns the bot could not answer, whatever the cause
@@ -53,6 +54,14 @@ async def _search(text: str) -> list[Match]:
     """Embedding and FAISS run in a worker thread: the action server's loop stays free."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, knowledge_base().search, text, 5)
+
+
+async def live_thresholds() -> Thresholds:
+    """Settings, with the answer/clarify part from the knowledge base's live self-calibration
+    (the same knowledge.decision.Thresholds.from_settings the editor's preview uses)."""
+    loop = asyncio.get_running_loop()
+    calibration = await loop.run_in_executor(None, knowledge_base().calibration)
+    return thresholds().with_retrieval(retrieval.Thresholds.from_settings(settings(), calibration))
 
 
 def _candidates(matches: list[Match]) -> list[dict[str, Any]]:
@@ -130,7 +139,7 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
         route, {**parse, "metadata": metadata}, tracker.events, [Candidate(m.faq_id, m.score, m.question) for m in matches],
         _counter(tracker, MISSES), tier,
     )
-    decision = decide(signals, thresholds())
+    decision = decide(signals, await live_thresholds())
     if decision.action == "escalate":
         return escalate(dispatcher, tracker, decision, candidates=_candidates(matches),
                         **({"miss_kind": decision.miss_kind} if decision.miss_kind else {}))

@@ -164,7 +164,7 @@ def pick_escalation(rows: list[dict[str, float]], target_precision: float) -> di
 
 
 # -- settings file -------------------------------------------------------------------------------
-def write_settings(path: Path, values: dict[str, float]) -> None:
+def write_settings(path: Path, values: dict[str, float | str]) -> None:
     """Set `key: value` lines in tandem.yml, keeping every comment and other key; append new keys."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     for key, value in values.items():
@@ -251,6 +251,7 @@ def calibrate(settings: Any, kb: Any, model: Path, target: float = 0.9, escalati
     values = {"faq_threshold": chosen_faq["threshold"], "sentiment_threshold": chosen_esc["sentiment_threshold"],
               "frustration_threshold": chosen_esc["frustration_threshold"]}
     if settings_file is not None:
-        write_settings(settings_file, values)
+        # A threshold fitted on labelled questions wins over the knowledge base's self-calibration.
+        write_settings(settings_file, {**values, "faq_calibration": "off"})
     return {"values": values, "faq": chosen_faq, "escalation": chosen_esc, "faq_curve": curve, "escalation_rows": rows,
             "heldout": len(items), "conversations": len(conversations)}

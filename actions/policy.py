@@ -15,6 +15,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
+from knowledge import decision as retrieval
+
 # Routes: which action asked (from the NLU intent, see data/rules.yml).
 FAQ, FALLBACK, OUT_OF_SCOPE, REQUEST_HUMAN, COMPLAINT = "faq", "fallback", "out_of_scope", "request_human", "complaint"
 ROUTE_OF_INTENT = {"faq": FAQ, "nlu_fallback": FALLBACK, "out_of_scope": OUT_OF_SCOPE, "request_human": REQUEST_HUMAN, "complain": COMPLAINT}
@@ -41,7 +43,7 @@ class Thresholds:
     """The numbers the decision depends on; defaults are overridden from Settings (tandem.yml)."""
 
     faq_threshold: float = 0.55  # answer when the best FAQ scores at least this
-    clarify_margin: float = 0.03  # top two FAQs closer than this -> ask which one
+    clarify_margin: float = 0.02  # top two FAQs closer than this -> ask which one (knowledge/decision.py)
     clarify_floor: float = 0.45  # ... if both score at least this
     sentiment_threshold: float = -0.5  # mean sentiment over `sentiment_turns` turns at or below -> a person
     sentiment_turns: int = 2
@@ -57,6 +59,17 @@ class Thresholds:
         if isinstance(values.get("priority_tiers"), str):
             values["priority_tiers"] = tuple(t.strip().lower() for t in values["priority_tiers"].split(",") if t.strip())
         return cls(**values)
+
+    def retrieval(self) -> retrieval.Thresholds:
+        """The answer/clarify/miss part, decided by knowledge/decision.py like the editor's preview."""
+        return retrieval.Thresholds(self.faq_threshold, self.clarify_margin, self.clarify_floor)
+
+    def with_retrieval(self, th: retrieval.Thresholds) -> "Thresholds":
+        """These thresholds with the retrieval ones replaced (e.g. by the knowledge base's calibration)."""
+        import dataclasses
+
+        return dataclasses.replace(self, faq_threshold=th.faq_threshold, clarify_margin=th.clarify_margin,
+                                   clarify_floor=th.clarify_floor)
 
 
 @dataclass(frozen=True)
@@ -304,16 +317,14 @@ def _answer_or_miss(signals: Signals, th: Thresholds, priority: bool, score: flo
     if signals.route in (FAQ, FALLBACK):
         if signals.chosen_faq:
             return Decision("answer", (Reason("chosen", f"the customer chose '{signals.chosen_faq}'", {"faq_id": signals.chosen_faq}),), faq_id=signals.chosen_faq, frustration=score)
-        options = _clarify_options(signals, th)
-        if options:
-            a, b = options
-            return Decision("clarify", (Reason(
-                "ambiguous_faq", f"top FAQs {a.faq_id} {a.score:.2f} and {b.faq_id} {b.score:.2f} differ by {a.score - b.score:.2f} < {th.clarify_margin:.2f}",
-                {"scores": [round(a.score, 4), round(b.score, 4)], "margin": th.clarify_margin},
-            ),), options=options, frustration=score)
-        if signals.matches and signals.matches[0].score >= th.faq_threshold:
-            best = signals.matches[0]
-            return Decision("answer", (Reason("faq_score", f"best FAQ score {best.score:.2f} >= {th.faq_threshold:.2f}", {"score": round(best.score, 4)}),), faq_id=best.faq_id, frustration=score)
+        just_asked = bool(signals.history and signals.history[-1].outcome == "clarify")
+        verdict = retrieval.decide(signals.matches, th.retrieval(), allow_clarify=not just_asked)
+        if verdict.action == retrieval.CLARIFY:
+            by_id = {m.faq_id: m for m in signals.matches}
+            options = tuple(by_id.get(o.faq_id) or Candidate(o.faq_id, o.score, o.question) for o in verdict.options)
+            return Decision("clarify", (Reason(verdict.code, verdict.reason, verdict.values),), options=options, frustration=score)
+        if verdict.action == retrieval.ANSWER:
+            return Decision("answer", (Reason(verdict.code, verdict.reason, verdict.values),), faq_id=verdict.faq_id, frustration=score)
     best_score = signals.matches[0].score if signals.matches else 0.0
     if signals.route == OUT_OF_SCOPE:
         kind, detail = "out_of_scope", "question outside what the assistant covers"
@@ -330,17 +341,3 @@ def _answer_or_miss(signals: Signals, th: Thresholds, priority: bool, score: flo
             reasons.append(Reason("priority_customer", f"{signals.tier} customer: a person after {allowed} unanswered turn", {"tier": signals.tier}))
         return Decision("escalate", tuple(reasons), miss_kind=kind, frustration=score)
     return Decision("miss", (Reason(kind, detail, values),), miss_kind=kind, frustration=score)
-
-
-def _clarify_options(signals: Signals, th: Thresholds) -> tuple[Candidate, Candidate] | None:
-    """Two different FAQs, both plausible, too close to pick: ask (never twice in a row)."""
-    distinct: list[Candidate] = []
-    for match in signals.matches:
-        if all(match.faq_id != d.faq_id for d in distinct):
-            distinct.append(match)
-    if len(distinct) < 2 or (signals.history and signals.history[-1].outcome == "clarify"):
-        return None
-    a, b = distinct[0], distinct[1]
-    if b.score >= th.clarify_floor and a.score - b.score < th.clarify_margin and a.score < th.faq_threshold + 0.15:
-        return a, b
-    return None

@@ -65,8 +65,15 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.control = app.ctx.router
         # The web process searches the knowledge base too (agents' suggestions, editors'
         # previews); the model loads in a worker thread so the server starts serving at once.
-        app.ctx.knowledge = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir)
-        app.ctx.knowledge_ready = asyncio.get_running_loop().run_in_executor(None, app.ctx.knowledge.open)
+        # It also self-calibrates the thresholds after imports/publishes (knowledge/selfcalibration.py),
+        # in its watcher's background thread, so no edit ever waits for it.
+        app.ctx.knowledge = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, auto_calibrate=True)
+
+        def open_and_watch() -> None:
+            app.ctx.knowledge.open()
+            app.ctx.knowledge.watch()
+
+        app.ctx.knowledge_ready = asyncio.get_running_loop().run_in_executor(None, open_and_watch)
 
     @app.after_server_stop
     async def close_resources(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:

@@ -167,6 +167,8 @@ class Router:
             if "answer" in meta:
                 data["faq_id"] = meta["answer"]["faq_id"]
                 data["kind"] = "faq_answer"
+            if isinstance(meta.get("decision"), str):
+                data["decision"] = meta["decision"]  # answer | clarify | miss | escalate: what the bot decided
             replies.append(await self._say(conversation, "bot", text, **data))
         await self._record_turn(conversation, meta)
         if escalation:

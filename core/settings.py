@@ -98,13 +98,15 @@ class Settings:
     faq_file: Path = ROOT / "data" / "faq.yml"
     # Retrieval: answer when the best FAQ scores at least this (cosine similarity).
     faq_threshold: float = 0.55
-    # "Clarify" instead of answering when the two best FAQ entries both reach the threshold and
-    # score within this margin of each other (editors' "try a question"; docs/knowledge.md).
-    faq_clarify_margin: float = 0.05
+    # "auto": answer/clarify floors come from the knowledge base's own self-calibration
+    # (knowledge/selfcalibration.py, recomputed after each import/publish) once one exists;
+    # "off": faq_threshold and clarify_floor below are used as they are (`./tandem calibrate`).
+    faq_calibration: str = "auto"
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.
     max_misses: int = 2
     # Escalation policy (actions/policy.py; calibrated by `./tandem calibrate`, docs/evaluation.md).
-    clarify_margin: float = 0.03  # top two FAQs closer than this -> "Did you mean A or B?"
+    # The one answer/clarify/miss rule (knowledge/decision.py), for the bot and the editor's preview:
+    clarify_margin: float = 0.02  # top two FAQs closer than this -> "Did you mean A or B?"
     clarify_floor: float = 0.45  # ... when both score at least this
     sentiment_threshold: float = -0.5  # mean sentiment over sentiment_turns turns at or below -> a person
     sentiment_turns: int = 2

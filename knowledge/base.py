@@ -20,6 +20,7 @@ import yaml
 
 from knowledge.embedder import Embedder
 from knowledge.index import FaqIndex, Hit, IndexCorrupt
+from knowledge.selfcalibration import Calibration, compute, offtopic_questions
 from knowledge.store import Faq, FaqStore, NotFound
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class KnowledgeBase:
         embedder: Embedder | None = None,
         refresh_interval: float = 0.5,
         index_kind: str = "flat",
+        auto_calibrate: bool = False,
     ) -> None:
         self.store = store
         self.index_dir = index_dir
@@ -64,6 +66,16 @@ class KnowledgeBase:
         self.save_interval = 30.0
         self._dirty = False
         self._last_save = 0.0
+        # Self-calibration: one process (the web process) computes it in a background thread after
+        # the knowledge base changed and has been quiet for `calibrate_delay` seconds; every
+        # process reads the newest row from the store.
+        self.auto_calibrate = auto_calibrate
+        self.calibrate_delay = 1.0
+        self._calibration: Calibration | None = None
+        self._calibration_read_at = 0.0
+        self._calibrating: threading.Thread | None = None
+        self._last_change = 0.0
+        self._offtopic: np.ndarray | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, progress: Progress | None = None) -> None:
@@ -121,6 +133,7 @@ class KnowledgeBase:
             changed = self.store.changed_since(self.index.revision)
             self.apply(changed)
             self._dirty = True
+            self._last_change = time.monotonic()
         if self._watcher is None:
             self.save_if_due(0.0)  # no background thread: save now, as before
         return len(changed)
@@ -184,6 +197,7 @@ class KnowledgeBase:
                 try:
                     kb.refresh(force=True)
                     kb.save_if_due()
+                    kb.calibrate_if_due()
                     failures = 0
                 except Exception as exc:  # noqa: BLE001 - the database may be restarting; keep trying
                     failures += 1
@@ -199,6 +213,53 @@ class KnowledgeBase:
         self._closed.set()
         with self._lock:
             self.save_if_due(0.0)
+
+    # -- self-calibration ------------------------------------------------------------------
+    def calibration(self) -> Calibration | None:
+        """The newest stored calibration (re-read when the index moved past the one we hold)."""
+        if self._calibration is None or self._calibration.revision < self.index.revision:
+            if time.monotonic() - self._calibration_read_at >= self.refresh_interval:
+                row = self.store.latest_calibration()
+                self._calibration_read_at = time.monotonic()
+                if row is not None:
+                    try:
+                        self._calibration = Calibration.from_json(row[1])
+                    except (ValueError, TypeError, KeyError) as exc:
+                        log.warning("unreadable calibration row: %s", exc)
+        return self._calibration
+
+    def calibrate_now(self, sample: int = 1000) -> Calibration:
+        """Compute the calibration for the current index and store it (a worker thread calls this)."""
+        with self._lock:
+            vectors, owners = self.index.matrix()
+            revision = self.index.revision
+        if self._offtopic is None:
+            self._offtopic = self.embedder.encode(offtopic_questions())
+        result = compute(vectors, owners, self._offtopic, revision, sample=sample)
+        self.store.save_calibration(revision, result.to_json())
+        self._calibration = result
+        log.info("self-calibration for revision %d: %s (%.2fs)", revision, result.summary, result.seconds)
+        return result
+
+    def calibrate_if_due(self) -> bool:
+        """Start a background calibration when the index changed since the stored one and is quiet."""
+        if not self.auto_calibrate or (self._calibrating is not None and self._calibrating.is_alive()):
+            return False
+        if self.index.revision == 0 or time.monotonic() - self._last_change < self.calibrate_delay:
+            return False
+        current = self.calibration()
+        if current is not None and current.revision >= self.index.revision:
+            return False
+
+        def run() -> None:
+            try:
+                self.calibrate_now()
+            except Exception:  # noqa: BLE001 - a failed calibration keeps the previous thresholds
+                log.exception("self-calibration failed")
+
+        self._calibrating = threading.Thread(target=run, name="knowledge-calibrate", daemon=True)
+        self._calibrating.start()
+        return True
 
     # -- answering -------------------------------------------------------------------------
     def search(self, text: str, k: int = 5) -> list[Match]:

@@ -12,7 +12,8 @@
     GET    /api/editor/categories
     POST   /api/editor/import?format=csv|yaml&apply=0|1   raw file body; all or nothing
     GET    /api/editor/export?format=csv|yaml
-    POST   /api/editor/try                        {text, entry?}: top 5 + answer/clarify/escalate
+    POST   /api/editor/try                        {text, entry?}: top 5 + answer/clarify/miss (the bot's rule)
+    GET    /api/editor/calibration                the knowledge base's self-calibration, in words
     GET    /api/editor/gaps?threshold=&examples=  unanswered questions grouped by meaning
     GET    /api/editor/suggestions                draft entries from agents' answers
     GET    /editor                                the editor page (static files in static/editor)
@@ -36,7 +37,7 @@ from core.auth import staff
 from core.http import ApiError, read_json
 from knowledge import importing
 from knowledge.base import KnowledgeBase, Match
-from knowledge.decision import decide
+from knowledge.decision import Thresholds, decide
 from knowledge.diff import diff_snapshots
 from knowledge.gaps import knowledge_gaps
 from knowledge.store import STATUSES, Faq, FaqStore, NotFound, StoreError, VersionConflict, validate
@@ -321,15 +322,31 @@ async def try_question(request: Request, me: Any) -> HTTPResponse:
             raise ApiError(400, f"entry: {exc}") from None
     kb = await _kb(request)
     matches, with_entry = await asyncio.to_thread(_with_entry, kb, question.strip(), entry)
-    settings = request.app.ctx.settings
-    decision = decide(matches, settings.faq_threshold, settings.faq_clarify_margin, settings.max_misses)
+    calibration = await asyncio.to_thread(kb.calibration)
+    th = Thresholds.from_settings(request.app.ctx.settings, calibration)
+    decision = decide(matches, th)  # exactly the bot's rule (actions/policy.py calls the same function)
     return json({
         "text": question.strip(),
         "matches": [{**m.__dict__, "score": round(m.score, 4), "editing": with_entry and m.faq_id == entry["id"]} for m in matches],
         "decision": decision.to_dict(),
-        "threshold": settings.faq_threshold,
-        "clarify_margin": settings.faq_clarify_margin,
+        "threshold": th.faq_threshold,
+        "clarify_margin": th.clarify_margin,
+        "thresholds": th.to_dict(),
+        "calibration": calibration.to_dict() if calibration else None,
     })
+
+
+@bp.get("/api/editor/calibration")
+@editors_only
+async def calibration(request: Request, me: Any) -> HTTPResponse:
+    """What the knowledge base's own paraphrases and Tandem's off-topic set say about its thresholds."""
+    kb = await _kb(request)
+    found = await asyncio.to_thread(kb.calibration)
+    th = Thresholds.from_settings(request.app.ctx.settings, found)
+    pending = found is None or found.revision < kb.index.revision
+    return json({"calibration": found.to_dict() if found else None, "thresholds": th.to_dict(),
+                 "revision": kb.index.revision, "pending": pending,
+                 "mode": request.app.ctx.settings.faq_calibration})
 
 
 # -- learning from what the bot missed --------------------------------------------------------

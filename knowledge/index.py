@@ -2,7 +2,8 @@
 
 Each FAQ contributes one vector per text (question and paraphrases). Vectors live in an
 IndexIDMap2, so an edit removes the entry's old vectors and adds its new ones: no rebuild.
-A search looks at the nearest vectors and keeps each entry's best score.
+A search looks at the nearest vectors and scores each entry from its best texts
+(knowledge/scoring.py: the best cosine, as shipped).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import faiss
 import numpy as np
 
 from knowledge.embedder import DIMENSION
+from knowledge.scoring import TOP, entry_score
 
 
 @dataclass(frozen=True)
@@ -106,17 +108,30 @@ class FaqIndex:
         with self._lock:
             if self._index.ntotal == 0:
                 return []
-            fetch = min(int(self._index.ntotal), max(k * 8, 32))
+            fetch = min(int(self._index.ntotal), max(k * 8 * TOP, 96))
             scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), fetch)
-            best: dict[str, Hit] = {}
-            for score, vid in zip(scores[0].tolist(), ids[0].tolist()):
+            found: dict[str, list[float]] = {}
+            best_text: dict[str, str] = {}
+            for score, vid in zip(scores[0].tolist(), ids[0].tolist()):  # best first
                 owner = self._vector_owner.get(vid)
                 if owner is None:
                     continue
                 faq_id, text = owner
-                if faq_id not in best or score > best[faq_id].score:
-                    best[faq_id] = Hit(faq_id, float(score), text)
-        return sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+                if faq_id not in found:
+                    found[faq_id] = []
+                    best_text[faq_id] = text
+                found[faq_id].append(float(score))
+        hits = [Hit(faq_id, entry_score(values), best_text[faq_id]) for faq_id, values in found.items()]
+        return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
+
+    def matrix(self) -> tuple[np.ndarray, list[str]]:
+        """Every live vector and its entry id (self-calibration works on these, no re-embedding)."""
+        with self._lock:
+            rows = [(vid, owner[0]) for vid, owner in self._vector_owner.items()]
+            if not rows:
+                return np.zeros((0, DIMENSION), dtype=np.float32), []
+            vectors = np.vstack([self._index.reconstruct(int(vid)) for vid, _ in rows]).astype(np.float32)
+        return vectors, [faq_id for _, faq_id in rows]
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, folder: Path) -> None:

@@ -48,6 +48,18 @@ faq_versions = sa.Table(
 )
 
 
+# The knowledge base's self-calibration (knowledge/selfcalibration.py), one row per computation;
+# every process reads the newest live, so the bot and the editor's preview use the same thresholds.
+kb_calibration = sa.Table(
+    "kb_calibration",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("revision", sa.Integer, nullable=False, index=True),
+    sa.Column("computed_at", sa.Float, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+
 class StoreError(Exception):
     """A change that cannot be made; the message says why, in words an editor understands."""
 
@@ -318,3 +330,16 @@ class FaqStore:
                 )
                 versions[entry["id"]] = (old or 0) + 1
         return len(cleaned)
+
+    # -- self-calibration ------------------------------------------------------------------
+    def save_calibration(self, revision: int, data: str) -> None:
+        """Store a calibration computed for `revision` (older rows are kept as history)."""
+        with self._engine.begin() as conn:
+            conn.execute(kb_calibration.insert().values(revision=revision, computed_at=time.time(), data=data))
+
+    def latest_calibration(self) -> tuple[int, str] | None:
+        """(revision, data) of the newest calibration, or None before the first one."""
+        query = sa.select(kb_calibration.c.revision, kb_calibration.c.data).order_by(kb_calibration.c.id.desc()).limit(1)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (int(row[0]), str(row[1])) if row else None

@@ -38,7 +38,7 @@ def test_two_close_faqs_ask_which_one_but_never_twice_in_a_row() -> None:
     decision = decide(sig(matches=close), TH)
     assert decision.action == "clarify"
     assert [o.faq_id for o in decision.options] == ["returns-how-to", "returns-cost"]
-    assert "differ by 0.01 < 0.03" in decision.detail
+    assert "differ by 0.01 < the clarify margin 0.03" in decision.detail
     again = decide(sig(matches=close, history=(Turn("how do returns work", outcome="clarify"),)), TH)
     assert again.action == "answer"
 

@@ -214,7 +214,8 @@ async function rollback(id, version) {
 function renderTry(box, data) {
   box.replaceChildren();
   const d = data.decision;
-  box.append(el("p", `The bot would ${d.action === "escalate" ? "not answer (miss → person)" : d.action}`, { class: "decision " + d.action }));
+  const said = { answer: "answer", clarify: "ask which of two entries is meant", miss: "not answer (it does not cover this: asks to rephrase; misses in a row → a person)" };
+  box.append(el("p", `The bot would ${said[d.action] || d.action}`, { class: "decision " + d.action }));
   box.append(el("p", d.reason, { class: "muted" }));
   const table = el("table");
   table.append(el("caption", `Top ${data.matches.length} matches (threshold ${data.threshold}, clarify margin ${data.clarify_margin})`, { class: "sr-only" }));
@@ -229,9 +230,23 @@ function renderTry(box, data) {
   table.append(body); box.append(table);
 }
 
+function renderCalibration(data) {
+  const c = data.calibration, th = data.thresholds;
+  let text = `Thresholds in use: answer at ${th.faq_threshold.toFixed(2)}, clarify margin ${th.clarify_margin.toFixed(2)} (${th.source}).`;
+  if (c) text = `Tested on its own texts (revision ${c.revision}, ${c.entries} entries): the knowledge base ${c.summary}. ` + text;
+  if (data.pending) text += " Recalculating after the latest change…";
+  $("calibration").textContent = text;
+}
+
+async function loadCalibration() {
+  try { renderCalibration(await api("GET", "/calibration")); } catch (err) { problem(err.message); }
+}
+
+$("tab-try").addEventListener("click", () => loadCalibration());
+
 $("try-form").addEventListener("submit", async (e) => {
   e.preventDefault(); problem("");
-  try { renderTry($("try-result"), await api("POST", "/try", { text: $("try-text").value })); } catch (err) { problem(err.message); }
+  try { renderTry($("try-result"), await api("POST", "/try", { text: $("try-text").value })); loadCalibration(); } catch (err) { problem(err.message); }
 });
 $("preview-form").addEventListener("submit", async (e) => {
   e.preventDefault(); problem("");

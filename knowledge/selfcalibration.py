@@ -1,0 +1,175 @@
+"""Thresholds from the knowledge base itself: no labelled test set needed.
+
+A business imports its FAQ; nobody has labelled its customers' questions. What the knowledge base
+does have is several wordings per entry. So, on the index's own vectors (nothing is re-embedded):
+
+* **held-out paraphrases**: each sampled text is asked against the rest of the knowledge base with
+  that one text removed. Its own entry should win: these play the answerable customers.
+* **left-out entries** ("siblings"): an entry's text asked with its whole entry removed. The best
+  score is then another, related entry of the same business: these play the customers asking
+  something close to, but not in, the knowledge base (the hardest out-of-scope case).
+* **off-topic questions** Tandem ships (knowledge/offtopic.txt: trivia, maths, weather, recipes,
+  sport, chit-chat), off-topic for any business.
+
+The answer threshold is the score that `heldout_target` (90 %) of the rightly ranked held-out
+paraphrases reach, but never below the score that refuses `offtopic_target` (95 %) of the off-topic
+questions. (Maximising held-out answered + left-out refused was tried too: on Northwind it chose
+0.78 and answered 5 % of real questions; see docs/evaluation.md.) Left-out entries are reported to
+the editor, not optimised. The clarify floor is 0.05 below the answer threshold: both options must be plausible.
+
+With one text per entry there is no held-out pair: no threshold is derived (`usable` False, the
+settings' values stay in force) and the editor is told to add paraphrases. At 5,000 entries the
+work is a sample (`sample` texts, default 1,000) against the whole matrix in chunks: a few
+seconds of numpy, run in a background thread after the publish, never on an editor's request.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from knowledge.scoring import MASKED, entry_scores as blend_scores
+
+OFFTOPIC_FILE = Path(__file__).resolve().parent / "offtopic.txt"
+GRID = np.round(np.arange(0.20, 0.951, 0.01), 2)
+CLARIFY_BELOW = 0.05  # the clarify floor sits this far below the answer threshold
+MIN_HELDOUT = 20  # fewer held-out paraphrases than this: too little to trust, keep the settings
+
+
+def offtopic_questions(path: Path = OFFTOPIC_FILE) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the knowledge base's own texts say about its thresholds, for one revision."""
+
+    revision: int
+    computed_at: float
+    entries: int
+    texts: int
+    faq_threshold: float
+    clarify_floor: float
+    heldout: int  # held-out paraphrases asked
+    heldout_top1: float  # ... whose own entry ranked first (no threshold)
+    heldout_answered: float  # ... answered with their own entry at faq_threshold
+    siblings: int  # left-out entries asked
+    siblings_refused: float
+    offtopic: int
+    offtopic_refused: float
+    seconds: float
+    note: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.heldout >= MIN_HELDOUT
+
+    @property
+    def summary(self) -> str:
+        if not self.usable:
+            return self.note or "not enough paraphrases to calibrate: the configured thresholds are used"
+        return (f"answers {self.heldout_answered:.0%} of its own held-out paraphrases; refuses {self.offtopic_refused:.0%} of "
+                f"off-topic questions and {self.siblings_refused:.0%} of questions about a topic left out")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "usable": self.usable, "summary": self.summary}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def entry_scores(sims: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """(queries x texts) cosine -> (queries x entries): an entry scores its best text (as FaqIndex.search)."""
+    out = np.full((sims.shape[0], len(groups)), -1.0, dtype=np.float32)
+    for j, cols in enumerate(groups):
+        if len(cols):
+            out[:, j] = sims[:, cols].max(axis=1)
+    return out
+
+
+def compute(
+    vectors: np.ndarray, owners: Sequence[str], offtopic: np.ndarray, revision: int,
+    sample: int = 1000, offtopic_target: float = 0.95, heldout_target: float = 0.90, seed: int = 0, chunk: int = 256,
+) -> Calibration:
+    """Calibrate on the index's vectors (`owners[i]` is the entry of row i) and off-topic vectors."""
+    started = time.perf_counter()
+    owners = list(owners)
+    ids = sorted(set(owners))
+    position = {faq_id: j for j, faq_id in enumerate(ids)}
+    owner_col = np.array([position[o] for o in owners], dtype=np.int64)
+    order = np.argsort(owner_col, kind="stable")  # each entry's texts side by side: one reduceat per chunk
+    vectors, owner_col = np.ascontiguousarray(vectors[order], dtype=np.float32), owner_col[order]
+    starts = np.flatnonzero(np.r_[True, owner_col[1:] != owner_col[:-1]]) if len(owner_col) else np.zeros(0, dtype=np.int64)
+    groups = [np.arange(a, b) for a, b in zip(starts, [*starts[1:], len(owner_col)])]
+    rng = np.random.default_rng(seed)
+    multi = np.array([i for i, o in enumerate(owner_col) if len(groups[o]) >= 2], dtype=np.int64)
+    held = rng.choice(multi, size=min(sample, len(multi)), replace=False) if len(multi) else multi
+    firsts = np.array([g[0] for g in groups if len(g)], dtype=np.int64)
+    siblings = rng.choice(firsts, size=min(sample, len(firsts)), replace=False) if len(ids) >= 2 else firsts[:0]
+
+    def best(rows: np.ndarray, drop_text: bool, drop_entry: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        top, second, winner = [], [], []
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            sims = vectors[part] @ vectors.T
+            if drop_text:
+                sims[np.arange(len(part)), part] = MASKED
+            if drop_entry:
+                for r, i in enumerate(part):
+                    sims[r, groups[owner_col[i]]] = MASKED
+            scores = blend_scores(sims, starts)
+            order = np.argsort(-scores, axis=1)[:, :2]
+            top.append(scores[np.arange(len(part)), order[:, 0]])
+            second.append(scores[np.arange(len(part)), order[:, 1]] if scores.shape[1] > 1 else np.full(len(part), -1.0))
+            winner.append(order[:, 0])
+        if not top:
+            return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+        return np.concatenate(top), np.concatenate(second), np.concatenate(winner)
+
+    h_top, _h_second, h_win = best(held, True, False)
+    h_right = h_win == owner_col[held] if len(held) else np.zeros(0, dtype=bool)
+    s_top, _, _ = best(siblings, False, True)
+    if len(offtopic) and len(vectors):
+        o_top = blend_scores(offtopic @ vectors.T, starts).max(axis=1)
+    else:
+        o_top = np.zeros(0)
+
+    def share(values: np.ndarray, cond: np.ndarray) -> float:
+        return float(cond.mean()) if len(values) else 0.0
+
+    note = ""
+    if len(held) < MIN_HELDOUT:
+        note = (f"only {len(held)} held-out paraphrase(s): add paraphrases (other ways customers ask) to the entries "
+                "so Tandem can calibrate itself; until then the configured thresholds are used")
+        threshold, floor = float("nan"), float("nan")
+    else:
+        # Off-topic refused at least `offtopic_target` of the time, and below that the score that
+        # `heldout_target` of the rightly ranked held-out paraphrases reach.
+        allowed = [float(t) for t in GRID if (share(o_top, o_top < t) if len(o_top) else 1.0) >= offtopic_target]
+        off_floor = allowed[0] if allowed else float(GRID[-1])
+        right_scores = h_top[h_right]
+        own = float(np.floor(np.quantile(right_scores, 1 - heldout_target) * 100) / 100) if len(right_scores) else off_floor
+        threshold = max(off_floor, own)
+        # Clarify only between plausible entries: both within 0.05 of the answer threshold (a lower
+        # floor made BANKING77's left-out questions get "did you mean" 26 % of the time).
+        floor = float(np.round(max(off_floor, threshold - CLARIFY_BELOW), 2))
+    t = threshold if threshold == threshold else 1.0  # NaN-safe for the rates below
+    return Calibration(
+        revision=revision, computed_at=time.time(), entries=len(ids), texts=len(owners),
+        faq_threshold=round(threshold, 2) if threshold == threshold else 0.0,
+        clarify_floor=floor if floor == floor else 0.0,
+        heldout=int(len(held)), heldout_top1=share(h_top, h_right),
+        heldout_answered=share(h_top, h_right & (h_top >= t)),
+        siblings=int(len(s_top)), siblings_refused=share(s_top, s_top < t),
+        offtopic=int(len(o_top)), offtopic_refused=share(o_top, o_top < t),
+        seconds=round(time.perf_counter() - started, 3), note=note,
+    )
