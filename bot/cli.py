@@ -22,7 +22,8 @@ from core.db import async_engine, create_schema, sync_engine
 from core.settings import Settings, load_settings
 
 DEMO_ACCOUNTS = (("agent", "agent", "agent", "Alex Agent"), ("agent2", "agent2", "agent", "Sam Support"),
-                 ("supervisor", "supervisor", "supervisor", "Pat Supervisor"), ("editor", "editor", "editor", "Eddie Editor"))
+                 ("supervisor", "supervisor", "supervisor", "Pat Supervisor"), ("editor", "editor", "editor", "Eddie Editor"),
+                 ("manager", "manager", "manager", "Morgan Manager"))
 
 
 def _progress_bar(label: str):  # type: ignore[no-untyped-def]

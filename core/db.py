@@ -54,6 +54,7 @@ def create_schema(settings: Settings) -> None:
     import core.eventlog  # noqa: F401
     import handoff.schema  # noqa: F401
     import knowledge.store  # noqa: F401
+    import reports.schema  # noqa: F401
 
     engine = sync_engine(settings)
     try:

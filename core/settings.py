@@ -58,7 +58,7 @@ class Settings:
     telegram_mode: str = "polling"
     telegram_webhook_secret: str = ""
     telegram_api_url: str = "https://api.telegram.org/bot"  # tests point it at a local fake
-    demo_accounts: bool = True  # `up` creates agent/agent, supervisor/supervisor, editor/editor
+    demo_accounts: bool = True  # `up` creates agent/agent, supervisor/supervisor, editor/editor, manager/manager
     # Agent routing (handoff/routing.py, docs/agents.md). Teams: "team:category,category;...";
     # FAQ categories come from the FAQ ids the bot considered (orders-..., refunds-...).
     routing_teams: str = (
@@ -74,6 +74,11 @@ class Settings:
     queue_update_interval_s: float = 15.0  # least time between two position updates to one customer
     business_hours: str = ""  # empty: always open; e.g. "mon-fri 09:00-17:00; sat 10:00-13:00"
     business_timezone: str = "UTC"  # IANA zone of business_hours, e.g. Europe/Berlin
+    # Managers' reports (reports/, docs/reports.md).
+    service_level_s: float = 60.0  # service level: share of cases with a first human reply within this
+    fcr_days: float = 7.0  # first-contact resolution: the customer must not come back within this
+    csat_low_score: int = 2  # CSAT at or below this counts as "low" (QA sampling, reports)
+    qa_long_handle_s: float = 900.0  # handle time at or above this puts a case in the QA "long" bucket
 
     @property
     def sqlalchemy_url(self) -> str:
