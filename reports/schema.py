@@ -91,6 +91,11 @@ cases = sa.table(
 
 case_routing = sa.table("case_routing", sa.column("case_id", sa.Integer), sa.column("team", sa.String))
 
+messages = sa.table(
+    "messages", sa.column("id", sa.Integer), sa.column("conversation_id", sa.String), sa.column("sender", sa.String),
+    sa.column("text", sa.Text), sa.column("data", sa.Text), sa.column("created_at", sa.Float),
+)
+
 tickets = sa.table("tickets", sa.column("id", sa.Integer), sa.column("conversation_id", sa.String))
 
 accounts = sa.table(
