@@ -1,0 +1,100 @@
+"""The reports page and API against a real running Tandem: roles, the CSAT endpoint's bad
+inputs, and the page in real headless Chromium (filters, a chart drawn, CSV downloaded)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reports import charts
+from tests.conftest import Stack
+
+
+@pytest.fixture()
+def page(stack: Stack, browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def login(page: Any, stack: Stack, user: str) -> None:
+    page.goto(stack.settings.web_url + "/reports")
+    page.get_by_label("Username", exact=True).fill(user)
+    page.get_by_label("Password", exact=True).fill(user)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_only_managers_and_supervisors_read_reports(stack: Stack) -> None:
+    for user, status in (("manager", 200), ("supervisor", 200), ("agent", 403), ("editor", 403)):
+        staff = stack.login(user)
+        response = stack.http.get("/api/reports/summary", headers=staff.headers)
+        assert response.status_code == status, (user, response.text)
+        assert stack.http.get("/api/reports/csv/waiting", headers=staff.headers).status_code == status
+    assert stack.http.get("/api/reports/summary").status_code == 401
+    manager = stack.login("manager")
+    for params in ({"start": "yesterday"}, {"start": "2026-02-10", "end": "2026-02-01"}, {"agent": "x"}, {"start": "2020-01-01", "end": "2026-01-01"}):
+        assert stack.http.get("/api/reports/summary", params=params, headers=manager.headers).status_code == 400, params
+    assert stack.http.get("/api/reports/csv/nope", headers=manager.headers).status_code == 404
+    assert stack.http.put("/api/reports/qa/rubric", json={"criteria": [{"name": "x"}]}, headers=stack.login("supervisor").headers).status_code == 403
+
+
+def test_csat_endpoint_refuses_bad_input_and_a_second_answer(stack: Stack) -> None:
+    customer = stack.new_conversation()
+    other = stack.new_conversation()
+    path = f"/api/conversations/{customer.conversation_id}/rating"
+    assert stack.http.post(path, json={"score": 5}).status_code == 401
+    assert stack.http.post(path, json={"score": 5}, headers={"Authorization": "Bearer forged.token"}).status_code == 401
+    assert stack.http.post(path, json={"score": 5}, headers=other.headers).status_code == 403
+    for body in ({"score": 0}, {"score": 6}, {"score": "5"}, {"score": True}, {}, {"score": 4, "comment": 7},
+                 {"score": 4, "comment": "x" * 2001}, {"score": 4, "extra": 1}):
+        response = stack.http.post(path, json=body, headers=customer.headers)
+        assert response.status_code == 400, (body, response.text)
+    assert stack.http.post(path, content=b"not json", headers=customer.headers).status_code == 400
+    ok = stack.http.post(path, json={"score": 4, "comment": "  quick <b>help</b> "}, headers=customer.headers)
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["rating"] == {"score": 4, "comment": "quick <b>help</b>", "created_at": ok.json()["rating"]["created_at"]}
+    again = stack.http.post(path, json={"score": 1}, headers=customer.headers)
+    assert again.status_code == 409
+    manager = stack.login("manager")
+    summary = stack.http.get("/api/reports/summary", headers=manager.headers).json()
+    assert summary["figures"]["satisfaction"]["bot"]["ratings"] >= 1
+
+
+def test_chart_labels_are_escaped() -> None:
+    svg = charts.bar_chart("<script>alert(1)</script>", [("<img src=x onerror=alert(1)>", 3.0)])
+    assert "<script>" not in svg and "<img" not in svg and "&lt;img src=x" in svg
+
+
+def test_reports_page_filters_draws_charts_and_downloads_csv(page: Any, stack: Stack) -> None:
+    customer = stack.new_conversation()
+    customer.say("hello")
+    stack.http.post(f"/api/conversations/{customer.conversation_id}/rating", json={"score": 5}, headers=customer.headers)
+    login(page, stack, "manager")
+    page.locator("#figure-containment").wait_for()
+    assert "Containment" in page.locator("#figure-containment").text_content()
+    page.wait_for_function("() => { const i = document.querySelector('#chart-containment img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function("() => { const i = document.querySelector('#chart-csat_trend img'); return i && i.complete && i.naturalWidth > 0; }")
+    # a filter: a channel with no conversations empties the figures
+    page.select_option("#f-channel", "rest")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Showing')")
+    assert "Conversations" in page.locator("#figure-containment").text_content()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download Containment as CSV").click()
+    download = info.value
+    assert download.suggested_filename.startswith("tandem-containment-") and download.suggested_filename.endswith(".csv")
+    content = open(download.path(), encoding="utf-8").read()
+    assert content.splitlines()[0] == "day,conversations,bot_only,containment"
+    assert content.splitlines()[-1].startswith("total,")
+
+
+def test_reports_page_refuses_an_agent(page: Any, stack: Stack) -> None:
+    login(page, stack, "agent")
+    page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+    assert "cannot see the reports" in page.locator("#login-error").text_content()
+    assert page.locator("#app").is_hidden()
