@@ -205,6 +205,22 @@ async def chart(request: Request, name: str, me: Any) -> HTTPResponse:
                headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
+@bp.get("/api/reports/gaps")
+@staff(*READERS)
+async def gaps(request: Request, me: Any) -> HTTPResponse:
+    f = filters_from(request)
+    try:
+        threshold = float(request.args.get("threshold", 0.7))
+    except ValueError:
+        raise ApiError(400, "'threshold' must be a number between 0 and 1") from None
+    if not 0 < threshold <= 1:
+        raise ApiError(400, "'threshold' must be a number between 0 and 1")
+    await request.app.ctx.knowledge_ready  # the embedder loads in a worker thread at start-up
+    embed = request.app.ctx.knowledge.embedder.encode
+    found = await asyncio.to_thread(metrics.gap_trend, _engine(request), f, embed, threshold)
+    return json({"gaps": _plain(found[:50]), "threshold": threshold})
+
+
 # -- CSAT ------------------------------------------------------------------------------------
 @bp.post("/api/conversations/<conversation_id:str>/rating")
 async def rate(request: Request, conversation_id: str) -> HTTPResponse:

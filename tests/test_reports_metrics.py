@@ -197,3 +197,24 @@ def test_qa_sampling_is_seeded_without_duplicates_and_scores_reach_the_reports(e
     for bad in ([], [{"name": "", "weight": 1}], [{"name": "x", "weight": 0}], [{"id": 9999, "name": "x"}], "x"):
         with pytest.raises(qa.QaError):
             qa.replace_rubric(engine, bad)
+
+
+def test_knowledge_gap_clusters_over_time(tmp_path: Path) -> None:
+    """knowledge/gaps.py's clusters, counted per day, inside the window only (real embedder)."""
+    from bot.conversations import messages
+    from knowledge.embedder import Embedder
+
+    settings = load_settings(var_dir=tmp_path)
+    create_schema(settings)
+    engine = sync_engine(settings)
+    asked = [("g1", T + 100, "Can I buy a gift card for my sister?"), ("g2", T + DAY + 100, "Do you sell gift cards?"),
+             ("g3", T + DAY + 200, "Is there a student discount on laptops?"), ("g4", T - DAY, "Do you sell gift vouchers?")]
+    with engine.begin() as conn:
+        for cid, at, text in asked:
+            conn.execute(conversations.insert().values(id=cid, channel="web", mode="bot", customer_name="", profile="{}", created_at=at, updated_at=at))
+            conn.execute(messages.insert().values(conversation_id=cid, sender="customer", text=text, data="{}", created_at=at))
+            conn.execute(conversation_events.insert().values(conversation_id=cid, kind="missed", channel="web", data='{"reason": "low_score"}', at=at + 1))
+    found = metrics.gap_trend(engine, WINDOW, Embedder().encode, threshold=0.6)
+    engine.dispose()
+    assert [(g.count, g.by_day) for g in found] == [(2, [("2026-11-02", 1), ("2026-11-03", 1)]), (1, [("2026-11-03", 1)])]
+    assert "gift card" in found[0].question and "discount" in found[1].question  # g4 is before the window

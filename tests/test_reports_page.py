@@ -2,6 +2,7 @@
 inputs, and the page in real headless Chromium (filters, a chart drawn, CSV downloaded)."""
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,3 +99,56 @@ def test_reports_page_refuses_an_agent(page: Any, stack: Stack) -> None:
     page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
     assert "cannot see the reports" in page.locator("#login-error").text_content()
     assert page.locator("#app").is_hidden()
+
+
+def handled_case(stack: Stack) -> tuple[Any, dict[str, Any]]:
+    """A real conversation: the customer asks for a person, Alex claims, replies and closes."""
+    customer = stack.new_conversation()
+    customer.say("hello")
+    customer.say("can I speak to a human please")
+    agent = stack.login("agent")
+    case = agent.case_for(customer.conversation_id)
+    assert agent.post(f"/cases/{case['id']}/claim").status_code == 200
+    assert agent.post(f"/cases/{case['id']}/messages", {"text": "Hi, I'm Alex."}).status_code == 201
+    assert agent.post(f"/cases/{case['id']}/close", {"resolution": "resolved"}).status_code == 200
+    return customer, case
+
+
+def test_a_low_rating_reaches_the_agent_the_review_queue_and_the_agents_own_reviews(page: Any, stack: Stack) -> None:
+    customer, case = handled_case(stack)
+    rated = stack.http.post(f"/api/conversations/{customer.conversation_id}/rating", json={"score": 1, "comment": "slow"}, headers=customer.headers)
+    assert rated.status_code == 201
+    manager = stack.login("manager")
+    summary = stack.http.get("/api/reports/summary", headers=manager.headers).json()["figures"]
+    assert any(name == "Alex Agent" and n >= 1 for _, name, n, _, _ in summary["satisfaction"]["by_agent"])
+
+    supervisor = stack.login("supervisor")
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    sampled = stack.http.post("/api/reports/qa/sample", json={"start": today, "end": today, "per_bucket": 50, "seed": 3}, headers=supervisor.headers)
+    assert sampled.status_code == 201, sampled.text
+    mine = [r for r in sampled.json()["queued"] if r["case_id"] == case["id"]]
+    assert mine and mine[0]["bucket"] == "low_csat"
+    for bad in ({"start": "x", "end": today}, {"start": today, "end": today, "per_bucket": 0}, {"start": today, "end": today, "seed": "1"}):
+        assert stack.http.post("/api/reports/qa/sample", json=bad, headers=supervisor.headers).status_code == 400
+
+    login(page, stack, "supervisor")
+    page.get_by_role("button", name=f"Review case {case['id']}").click()
+    page.locator("#review-transcript li").first.wait_for()
+    assert "Hi, I'm Alex." in page.locator("#review-transcript").text_content()
+    selects = page.locator("#review-criteria select")
+    for i in range(selects.count()):
+        selects.nth(i).select_option("3")
+    page.get_by_label("Comment").fill("Polite, but the customer waited <long>.")
+    page.get_by_role("button", name="Submit review").click()
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Review saved: 50')")
+
+    own = stack.http.get("/api/reports/qa/mine", headers=stack.login("agent").headers).json()["reviews"]
+    review = [r for r in own if r["case_id"] == case["id"]][0]
+    assert review["score"] == 50.0 and review["comment"] == "Polite, but the customer waited <long>."
+    path = f"/api/reports/qa/reviews/{review['id']}"
+    assert stack.http.post(path, json={"scores": {}, "comment": ""}, headers=supervisor.headers).status_code == 400
+    criteria = stack.http.get("/api/reports/qa/rubric", headers=supervisor.headers).json()["criteria"]
+    full = {"scores": {str(c["id"]): 5 for c in criteria}, "comment": ""}
+    assert stack.http.post(path, json=full, headers=supervisor.headers).status_code == 409  # scored once
+    assert stack.http.post(path, json=full, headers=manager.headers).status_code == 403  # supervisors score
+    assert stack.http.get("/api/reports/qa/mine", headers=manager.headers).status_code == 403

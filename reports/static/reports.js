@@ -76,7 +76,9 @@ async function start() {
   $("f-end").value = today.toISOString().slice(0, 10);
   $("f-start").value = from.toISOString().slice(0, 10);
   window.chartNames = options.charts;
+  role = options.me.role;
   await show();
+  showQa();
 }
 
 // -- figures ----------------------------------------------------------------------------------
@@ -148,7 +150,141 @@ async function show() {
     } catch (e) { holder.appendChild(el("p", { className: "error" }, e.message)); }
   }));
   $("status").textContent = "Showing " + $("f-start").value + " to " + $("f-end").value + ".";
+  showGaps();
 }
 
 $("filters").addEventListener("submit", (event) => { event.preventDefault(); show(); });
 if (token) start();
+
+// -- knowledge gaps ---------------------------------------------------------------------------
+async function showGaps() {
+  const body = $("gaps"); body.replaceChildren();
+  try {
+    const data = await (await api("/api/reports/gaps?" + query())).json();
+    if (!data.gaps.length) { body.appendChild(el("tr")).appendChild(el("td", { colSpan: 3 }, "No unanswered questions in this period.")); }
+    for (const gap of data.gaps) {
+      const row = el("tr");
+      row.appendChild(el("td", {}, gap.question));
+      row.appendChild(el("td", {}, gap.count));
+      row.appendChild(el("td", {}, gap.by_day.map((d) => d[0].slice(5) + ": " + d[1]).join(", ")));
+      body.appendChild(row);
+    }
+  } catch (e) { body.appendChild(el("tr")).appendChild(el("td", { colSpan: 3, className: "error" }, e.message)); }
+}
+
+// -- quality review ---------------------------------------------------------------------------
+let role = "";
+let criteria = [];
+
+async function send(method, path, body) {
+  const response = await fetch(path, {
+    method, headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || "Request failed (" + response.status + ")");
+  return data;
+}
+
+function rubricRow(c) {
+  const row = el("tr");
+  row.dataset.id = c.id === undefined ? "" : String(c.id);
+  if (role === "manager") {
+    const name = el("input", { value: c.name || "", className: "c-name", maxLength: 80 }); name.setAttribute("aria-label", "Criterion name");
+    const desc = el("input", { value: c.description || "", className: "c-desc", maxLength: 1000 }); desc.setAttribute("aria-label", "Criterion description");
+    const weight = el("input", { value: String(c.weight || 1), className: "c-weight", type: "number", min: "0.1", step: "0.1" });
+    weight.setAttribute("aria-label", "Criterion weight");
+    const remove = el("button", { type: "button", className: "secondary" }, "Remove");
+    remove.addEventListener("click", () => row.remove());
+    for (const input of [name, desc, weight, remove]) row.appendChild(el("td")).appendChild(input);
+  } else {
+    row.appendChild(el("td", {}, c.name)); row.appendChild(el("td", {}, c.description));
+    row.appendChild(el("td", {}, c.weight)); row.appendChild(el("td"));
+  }
+  return row;
+}
+
+async function showRubric() {
+  const data = await (await api("/api/reports/qa/rubric")).json();
+  criteria = data.criteria;
+  $("rubric").replaceChildren(...criteria.map(rubricRow));
+  $("rubric-actions").hidden = role !== "manager";
+}
+
+$("rubric-add").addEventListener("click", () => $("rubric").appendChild(rubricRow({ name: "", description: "", weight: 1 })));
+$("rubric-save").addEventListener("click", async () => {
+  const items = [...$("rubric").querySelectorAll("tr")].map((row) => {
+    const item = { name: row.querySelector(".c-name").value, description: row.querySelector(".c-desc").value,
+                   weight: Number(row.querySelector(".c-weight").value) };
+    if (row.dataset.id) item.id = Number(row.dataset.id);
+    return item;
+  });
+  try { await send("PUT", "/api/reports/qa/rubric", { criteria: items }); $("status").textContent = "Rubric saved."; await showRubric(); }
+  catch (e) { $("problem").textContent = e.message; }
+});
+
+async function showQueue() {
+  const data = await (await api("/api/reports/qa/queue")).json();
+  const body = $("queue"); body.replaceChildren();
+  if (!data.reviews.length) body.appendChild(el("tr")).appendChild(el("td", { colSpan: 5 }, "Nothing to review: sample some closed conversations."));
+  for (const r of data.reviews) {
+    const row = el("tr");
+    for (const value of ["#" + r.case_id, r.agent_name, r.team || "", r.bucket.replace("_", " ")]) row.appendChild(el("td", {}, value));
+    const open = el("button", { type: "button", className: "secondary" }, "Review");
+    open.setAttribute("aria-label", "Review case " + r.case_id);
+    open.addEventListener("click", () => openReview(r.id));
+    row.appendChild(el("td")).appendChild(open);
+    body.appendChild(row);
+  }
+}
+
+$("sample-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const data = await send("POST", "/api/reports/qa/sample", {
+      start: $("f-start").value, end: $("f-end").value, per_bucket: Number($("sample-size").value), seed: Number($("sample-seed").value),
+    });
+    $("status").textContent = data.queued.length + " conversation(s) added to the review queue.";
+    await showQueue();
+  } catch (e) { $("problem").textContent = e.message; }
+});
+
+let reviewing = null;
+async function openReview(id) {
+  const data = await (await api("/api/reports/qa/reviews/" + id)).json();
+  reviewing = data.review.id;
+  $("review").hidden = false;
+  $("review-title").textContent = "Review of case #" + data.review.case_id + " (" + data.review.agent_name + ")";
+  $("review-transcript").replaceChildren(...data.transcript.map((line) => {
+    const item = el("li");
+    item.appendChild(el("span", { className: "sender" }, line.agent_name || line.sender));
+    item.appendChild(el("span", {}, line.text));
+    return item;
+  }));
+  $("review-criteria").replaceChildren(...criteria.map((c) => {
+    const wrap = el("div");
+    const label = el("label", { htmlFor: "score-" + c.id }, c.name + " (weight " + c.weight + ")");
+    const select = el("select", { id: "score-" + c.id, className: "score" });
+    select.dataset.id = String(c.id);
+    for (let s = 5; s >= 1; s--) select.appendChild(el("option", { value: String(s) }, String(s)));
+    wrap.appendChild(label); wrap.appendChild(select);
+    return wrap;
+  }));
+  $("review-submit").hidden = role !== "supervisor";
+}
+
+$("review-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const scores = {};
+  for (const select of $("review-criteria").querySelectorAll("select")) scores[select.dataset.id] = Number(select.value);
+  try {
+    const data = await send("POST", "/api/reports/qa/reviews/" + reviewing, { scores, comment: $("review-comment").value });
+    $("status").textContent = "Review saved: " + data.review.score.toFixed(0) + " / 100.";
+    $("review").hidden = true; $("review-comment").value = "";
+    await showQueue();
+    await show();
+  } catch (e) { $("problem").textContent = e.message; }
+});
+
+async function showQa() {
+  try { await showRubric(); await showQueue(); } catch (e) { $("problem").textContent = e.message; }
+}
