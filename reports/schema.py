@@ -96,7 +96,7 @@ messages = sa.table(
     sa.column("text", sa.Text), sa.column("data", sa.Text), sa.column("created_at", sa.Float),
 )
 
-tickets = sa.table("tickets", sa.column("id", sa.Integer), sa.column("conversation_id", sa.String))
+tickets = sa.table("tickets", sa.column("id", sa.Integer), sa.column("conversation_id", sa.String), sa.column("created_at", sa.Float))
 
 accounts = sa.table(
     "accounts", sa.column("id", sa.Integer), sa.column("username", sa.String),
