@@ -517,11 +517,13 @@ def figure(conn: sa.engine.Connection, name: str, f: Filters, settings: Any, as_
     """One named figure with the thresholds from settings (service level, FCR window, low CSAT).
 
     On PostgreSQL JIT compilation is switched off for the transaction: these are short
-    analytical queries, and on 1M events JIT spent ~4 s compiling a query that runs in 0.5 s
-    (docs/benchmarks.md, "Reports at scale").
+    analytical queries, and on 1M events JIT spent ~4 s compiling a query that runs in 0.5 s;
+    work_mem is raised so the per-case hash aggregates stay in memory (docs/benchmarks.md,
+    "Reports at scale").
     """
     if _dialect(conn) == "postgresql":
         conn.execute(sa.text("SET LOCAL jit = off"))
+        conn.execute(sa.text("SET LOCAL work_mem = '32MB'"))
     if name == "containment":
         return containment(conn, f)
     if name == "escalations":
