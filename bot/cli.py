@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed", help="load data/faq.yml into an empty knowledge base")
     user = sub.add_parser("create-user", help="create or reset a staff account")
     user.add_argument("username")
-    user.add_argument("--role", choices=("agent", "supervisor", "editor"), default="agent")
+    user.add_argument("--role", choices=("agent", "supervisor", "editor", "manager"), default="agent")
     user.add_argument("--name", default="", help="display name shown to customers")
     user.add_argument("--password", help="omit to be asked")
     calibrate = sub.add_parser("calibrate", help="calibrate faq/sentiment/frustration thresholds on data/eval (writes tandem.yml)")

@@ -205,17 +205,31 @@ class Waiting:
                  "" if self.service_level is None else round(self.service_level, 4), self.target_s]]
 
 
+def _percentiles(conn: sa.engine.Connection, column: Any, ps: Sequence[float]) -> list[float | None]:
+    """Nearest-rank percentiles of a subquery column, NULLs ignored. PostgreSQL's percentile_disc
+    is the same definition, computed without shipping every row to Python."""
+    if _dialect(conn) == "postgresql":
+        row = conn.execute(sa.select(*[sa.func.percentile_disc(p / 100.0).within_group(column) for p in ps])).one()
+        return [None if v is None else float(v) for v in row]
+    values = [float(v) for (v,) in conn.execute(sa.select(column).where(column.is_not(None)))]
+    return [percentile(values, p) for p in ps]
+
+
 def waiting(conn: sa.engine.Connection, f: Filters, target_s: float) -> Waiting:
     first = _while_open(f, "agent_message", sa.func.min)
-    query = _cases(f, cases.c.created_at, cases.c.status, cases.c.resolution, first.c.value).outerjoin(first, first.c.case_id == cases.c.id)
-    rows = conn.execute(query).all()
-    waits = [float(first - created) for created, _, _, first in rows if first is not None]
-    abandoned = sum(1 for _, status, resolution, first in rows if first is None and status == "cancelled" and resolution == "customer_left")
-    within = sum(1 for w in waits if w <= target_s)
-    return Waiting(
-        len(rows), len(waits), abandoned, percentile(waits, 50), percentile(waits, 90), within,
-        _ratio(within, len(waits) + abandoned), target_s,
+    per_case = (
+        _cases(f, (first.c.value - cases.c.created_at).label("wait"), cases.c.status, cases.c.resolution)
+        .outerjoin(first, first.c.case_id == cases.c.id)
+        .subquery()
     )
+    left = sa.and_(per_case.c.wait.is_(None), per_case.c.status == "cancelled", per_case.c.resolution == "customer_left")
+    total, answered, abandoned, within = conn.execute(sa.select(
+        sa.func.count(), sa.func.count(per_case.c.wait), sa.func.sum(sa.case((left, 1), else_=0)),
+        sa.func.sum(sa.case((per_case.c.wait <= target_s, 1), else_=0)),
+    )).one()
+    p50, p90 = _percentiles(conn, per_case.c.wait, (50, 90))
+    answered, abandoned, within = int(answered or 0), int(abandoned or 0), int(within or 0)
+    return Waiting(int(total or 0), answered, abandoned, p50, p90, within, _ratio(within, answered + abandoned), target_s)
 
 
 def _came_back(f: Filters, window_s: float, same_topic: bool) -> Any:
@@ -264,22 +278,26 @@ class Handling:
 def handling(conn: sa.engine.Connection, f: Filters, reopen_window_s: float) -> Handling:
     transfers = _while_open(f, "transferred", sa.func.count)
     back = _came_back(f, reopen_window_s, same_topic=False)
-    reopened = sa.case((back.c.case_id.is_not(None), 1), else_=0)
-    query = (
-        _cases(f, cases.c.created_at, cases.c.claimed_at, cases.c.closed_at, transfers.c.value, reopened)
+    per_case = (
+        _cases(
+            f, (cases.c.closed_at - cases.c.claimed_at).label("handle"), (cases.c.closed_at - cases.c.created_at).label("resolution"),
+            sa.func.coalesce(transfers.c.value, 0).label("transfers"), sa.case((back.c.case_id.is_not(None), 1), else_=0).label("reopened"),
+        )
         .outerjoin(transfers, transfers.c.case_id == cases.c.id)
         .outerjoin(back, back.c.case_id == cases.c.id)
         .where(cases.c.status == "closed", cases.c.closed_at.is_not(None))
+        .subquery()
     )
-    rows = conn.execute(query).all()
-    handle = [float(closed - claimed) for _, claimed, closed, _, _ in rows if claimed is not None]
-    resolution = [float(closed - created) for created, _, closed, _, _ in rows]
-    moved = [int(t or 0) for *_, t, _ in rows]
-    again = sum(int(r or 0) for *_, r in rows)
+    closed, handle_mean, resolution_mean, moved, moved_cases, again = conn.execute(sa.select(
+        sa.func.count(), sa.func.avg(per_case.c.handle), sa.func.avg(per_case.c.resolution), sa.func.sum(per_case.c.transfers),
+        sa.func.sum(sa.case((per_case.c.transfers > 0, 1), else_=0)), sa.func.sum(per_case.c.reopened),
+    )).one()
+    h50, h90 = _percentiles(conn, per_case.c.handle, (50, 90))
+    r50, r90 = _percentiles(conn, per_case.c.resolution, (50, 90))
+    closed, again = int(closed or 0), int(again or 0)
     return Handling(
-        len(rows), percentile(handle, 50), percentile(handle, 90), _mean(handle),
-        percentile(resolution, 50), percentile(resolution, 90), _mean(resolution),
-        sum(moved), sum(1 for t in moved if t), again, _ratio(again, len(rows)),
+        closed, h50, h90, None if handle_mean is None else float(handle_mean), r50, r90,
+        None if resolution_mean is None else float(resolution_mean), int(moved or 0), int(moved_cases or 0), again, _ratio(again, closed),
     )
 
 

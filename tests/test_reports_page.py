@@ -3,13 +3,19 @@ inputs, and the page in real headless Chromium (filters, a chart drawn, CSV down
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from core.db import sync_engine
+from handoff.schema import cases
 from reports import charts
 from tests.conftest import Stack
+
+
+XSS = "<img src=x onerror=window.__xss=1>"
 
 
 @pytest.fixture()
@@ -75,8 +81,18 @@ def test_reports_page_filters_draws_charts_and_downloads_csv(page: Any, stack: S
     customer = stack.new_conversation()
     customer.say("hello")
     stack.http.post(f"/api/conversations/{customer.conversation_id}/rating", json={"score": 5}, headers=customer.headers)
+    # A hostile value in the log (an escalation reason here) must show as text, never run.
+    engine = sync_engine(stack.settings)
+    with engine.begin() as conn:
+        conn.execute(cases.insert().values(
+            conversation_id=customer.conversation_id, channel="rest", status="cancelled", reason=XSS, detail="", signals="{}",
+            priority=0, created_at=time.time(), closed_at=time.time(), resolution="customer_left"))
+    engine.dispose()
     login(page, stack, "manager")
     page.locator("#figure-containment").wait_for()
+    assert "Reason: " + XSS in page.locator("#figure-escalations").text_content()
+    page.wait_for_function("() => { const i = document.querySelector('#chart-escalation_reasons img'); return i && i.complete && i.naturalWidth > 0; }")
+    assert page.evaluate("window.__xss") is None
     assert "Containment" in page.locator("#figure-containment").text_content()
     page.wait_for_function("() => { const i = document.querySelector('#chart-containment img'); return i && i.complete && i.naturalWidth > 0; }")
     page.wait_for_function("() => { const i = document.querySelector('#chart-csat_trend img'); return i && i.complete && i.naturalWidth > 0; }")
