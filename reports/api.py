@@ -71,7 +71,7 @@ def filters_from(request: Request) -> metrics.Filters:
     if (end - start).days >= MAX_DAYS:
         raise ApiError(400, f"a report covers at most {MAX_DAYS} days")
     agent = args.get("agent") or None
-    if agent is not None and not agent.isdigit():
+    if agent is not None and (not agent.isdigit() or len(agent) > 9):
         raise ApiError(400, "'agent' must be an account id")
     for name in ("channel", "team"):
         if len(args.get(name) or "") > 40:
@@ -259,6 +259,12 @@ def _qa_call(fn: Any, *args: Any) -> Any:
         raise ApiError(409, str(exc)) from None
 
 
+def _review_id(review_id: int) -> None:
+    """Ids beyond a database integer are unknown, not a driver overflow (a 5xx)."""
+    if not 0 < review_id < 2**31:
+        raise ApiError(404, f"no review {review_id}")
+
+
 @bp.get("/api/reports/qa/rubric")
 @staff("manager", "supervisor", "agent")
 async def get_rubric(request: Request, me: Any) -> HTTPResponse:
@@ -306,6 +312,7 @@ async def queue(request: Request, me: Any) -> HTTPResponse:
 @bp.get("/api/reports/qa/reviews/<review_id:int>")
 @staff(*READERS)
 async def review(request: Request, review_id: int, me: Any) -> HTTPResponse:
+    _review_id(review_id)
     engine = _engine(request)
     found = await asyncio.to_thread(_qa_call, qa.get_review, engine, review_id)
     lines = await asyncio.to_thread(qa.transcript, engine, found.conversation_id)
@@ -315,6 +322,7 @@ async def review(request: Request, review_id: int, me: Any) -> HTTPResponse:
 @bp.post("/api/reports/qa/reviews/<review_id:int>")
 @staff("supervisor")
 async def score(request: Request, review_id: int, me: Any) -> HTTPResponse:
+    _review_id(review_id)
     body = read_json(request)
     found = await asyncio.to_thread(_qa_call, qa.score_review, _engine(request), review_id, me.id, body.get("scores"), body.get("comment", ""))
     return json({"review": found.to_dict()})

@@ -44,7 +44,8 @@ def test_only_managers_and_supervisors_read_reports(stack: Stack) -> None:
         assert stack.http.get("/api/reports/csv/waiting", headers=staff.headers).status_code == status
     assert stack.http.get("/api/reports/summary").status_code == 401
     manager = stack.login("manager")
-    for params in ({"start": "yesterday"}, {"start": "2026-02-10", "end": "2026-02-01"}, {"agent": "x"}, {"start": "2020-01-01", "end": "2026-01-01"}):
+    assert stack.http.get("/api/reports/qa/reviews/99999999999999999999", headers=manager.headers).status_code == 404
+    for params in ({"agent": "99999999999999999999"}, {"start": "yesterday"}, {"start": "2026-02-10", "end": "2026-02-01"}, {"agent": "x"}, {"start": "2020-01-01", "end": "2026-01-01"}):
         assert stack.http.get("/api/reports/summary", params=params, headers=manager.headers).status_code == 400, params
     assert stack.http.get("/api/reports/csv/nope", headers=manager.headers).status_code == 404
     assert stack.http.put("/api/reports/qa/rubric", json={"criteria": [{"name": "x"}]}, headers=stack.login("supervisor").headers).status_code == 403
