@@ -28,6 +28,7 @@ from handoff.queue import CaseQueue
 from knowledge import editor_api
 from knowledge.base import KnowledgeBase
 from knowledge.store import FaqStore
+from reports import api as reports_api
 
 _app_numbers = itertools.count(1)
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> Sanic:
     app.blueprint(agent_api.bp)
     app.blueprint(console_ws.bp)
     app.blueprint(editor_api.bp)
+    app.blueprint(reports_api.bp)
     telegram.install(app)  # webhook route + start/stop with the server when a token is set
 
     @app.before_server_start

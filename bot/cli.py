@@ -24,7 +24,8 @@ from core.db import async_engine, create_schema, sync_engine
 from core.settings import Settings, load_settings
 
 DEMO_ACCOUNTS = (("agent", "agent", "agent", "Alex Agent"), ("agent2", "agent2", "agent", "Sam Support"),
-                 ("supervisor", "supervisor", "supervisor", "Pat Supervisor"), ("editor", "editor", "editor", "Eddie Editor"))
+                 ("supervisor", "supervisor", "supervisor", "Pat Supervisor"), ("editor", "editor", "editor", "Eddie Editor"),
+                 ("manager", "manager", "manager", "Morgan Manager"))
 
 
 def _progress_bar(label: str):  # type: ignore[no-untyped-def]
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed", help="load data/faq.yml into an empty knowledge base")
     user = sub.add_parser("create-user", help="create or reset a staff account")
     user.add_argument("username")
-    user.add_argument("--role", choices=("agent", "supervisor", "editor"), default="agent")
+    user.add_argument("--role", choices=("agent", "supervisor", "editor", "manager"), default="agent")
     user.add_argument("--name", default="", help="display name shown to customers")
     user.add_argument("--password", help="omit to be asked")
     calibrate = sub.add_parser("calibrate", help="calibrate faq/sentiment/frustration thresholds on data/eval (writes tandem.yml)")

@@ -1,4 +1,4 @@
-"""Role checks for staff endpoints (agents, supervisors, editors), shared by every room's API.
+"""Role checks for staff endpoints (agents, supervisors, editors, managers), shared by every room's API.
 
 The accounts service itself lives in handoff/accounts.py and is reached through
 app.ctx.accounts, so knowledge/ can protect its editor API without importing handoff/.

@@ -58,6 +58,7 @@ def create_schema(settings: Settings) -> None:
     import handoff.sla  # noqa: F401
     import knowledge.store  # noqa: F401
     import mail.outbox  # noqa: F401
+    import reports.schema  # noqa: F401
 
     engine = sync_engine(settings)
     try:

@@ -125,7 +125,7 @@ class Settings:
     telegram_mode: str = "polling"
     telegram_webhook_secret: str = ""
     telegram_api_url: str = "https://api.telegram.org/bot"  # tests point it at a local fake
-    # DEMO ONLY: `up` creates agent/agent, agent2/agent2, supervisor/supervisor, editor/editor.
+    # DEMO ONLY: `up` creates agent/agent, agent2/agent2, supervisor/supervisor, editor/editor, manager/manager.
     # Off unless tandem.yml (the demo's) turns it on; turned off, those logins are locked.
     demo_accounts: bool = False
     # The supervisor (bot/processes.py): a service that dies is restarted after supervise_backoff_s,
@@ -157,6 +157,11 @@ class Settings:
     sla: SlaSettings = field(default_factory=SlaSettings)
     reassign: ReassignSettings = field(default_factory=ReassignSettings)
     followup: FollowupSettings = field(default_factory=FollowupSettings)
+    # Managers' reports (reports/, docs/reports.md).
+    service_level_s: float = 60.0  # service level: share of cases with a first human reply within this
+    fcr_days: float = 7.0  # first-contact resolution: the customer must not come back within this
+    csat_low_score: int = 2  # CSAT at or below this counts as "low" (QA sampling, reports)
+    qa_long_handle_s: float = 900.0  # handle time at or above this puts a case in the QA "long" bucket
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handoff.schema import accounts, sessions
 
-ROLES = ("agent", "supervisor", "editor")
+ROLES = ("agent", "supervisor", "editor", "manager")
 
 
 @dataclass(frozen=True)

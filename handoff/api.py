@@ -70,14 +70,14 @@ async def login(request: Request) -> HTTPResponse:
 
 
 @bp.post("/logout")
-@staff("agent", "supervisor", "editor")
+@staff("agent", "supervisor", "editor", "manager")
 async def logout(request: Request, me: Account) -> HTTPResponse:
     await _accounts(request).logout(bearer_token(request) or "")
     return json({"ok": True})
 
 
 @bp.get("/me")
-@staff("agent", "supervisor", "editor")
+@staff("agent", "supervisor", "editor", "manager")
 async def whoami(request: Request, me: Account) -> HTTPResponse:
     return json({"account": me.__dict__})
 

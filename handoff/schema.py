@@ -12,7 +12,7 @@ accounts = sa.Table(
     sa.Column("username", sa.String(80), nullable=False, unique=True),
     sa.Column("display_name", sa.String(120), nullable=False),
     sa.Column("password_hash", sa.String(200), nullable=False),
-    sa.Column("role", sa.String(20), nullable=False),  # agent | supervisor | editor
+    sa.Column("role", sa.String(20), nullable=False),  # agent | supervisor | editor | manager
     sa.Column("created_at", sa.Float, nullable=False),
 )
 

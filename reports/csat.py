@@ -1,0 +1,97 @@
+"""Customer satisfaction: one 1-5 rating (and an optional comment) per conversation.
+
+The rating is linked to the conversation's most recent case that an agent handled, so it
+counts for that agent; with no such case it is a rating of the bot. The `rating_given` event is
+written in the same transaction as the row, so the log and the table never disagree.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from reports.schema import cases, conversations, csat, events
+
+MAX_COMMENT = 2000
+
+
+class RatingError(ValueError):
+    """Bad input: the caller answers 400."""
+
+
+class UnknownConversation(LookupError):
+    """No such conversation: 404."""
+
+
+class AlreadyRated(Exception):
+    """The conversation has its one rating already: 409."""
+
+
+@dataclass(frozen=True)
+class Rating:
+    id: int
+    conversation_id: str
+    channel: str
+    score: int
+    comment: str
+    case_id: int | None
+    agent_id: int | None
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate(score: Any, comment: Any) -> tuple[int, str]:
+    """A score 1..5 (an integer, not a bool or "4") and a comment of at most MAX_COMMENT characters."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise RatingError("'score' must be an integer from 1 to 5")
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str):
+        raise RatingError("'comment' must be a string")
+    comment = comment.strip()
+    if len(comment) > MAX_COMMENT:
+        raise RatingError(f"'comment' is too long ({len(comment)} characters; limit {MAX_COMMENT})")
+    return score, comment
+
+
+def record_rating(engine: sa.engine.Engine, conversation_id: str, score: Any, comment: Any = "", now: float | None = None) -> Rating:
+    """Store the conversation's rating; raises RatingError, UnknownConversation or AlreadyRated."""
+    score, comment = validate(score, comment)
+    now = time.time() if now is None else now
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(conversations.c.channel).where(conversations.c.id == conversation_id)).first()
+        if row is None:
+            raise UnknownConversation(conversation_id)
+        channel = str(row[0])
+        handled = conn.execute(
+            sa.select(cases.c.id, cases.c.agent_id)
+            .where(cases.c.conversation_id == conversation_id, cases.c.agent_id.is_not(None))
+            .order_by(cases.c.created_at.desc(), cases.c.id.desc()).limit(1)
+        ).first()
+        case_id, agent_id = (int(handled[0]), int(handled[1])) if handled else (None, None)
+        try:  # the unique constraint decides a race between two answers; the transaction rolls back
+            result = conn.execute(csat.insert().values(
+                conversation_id=conversation_id, channel=channel, score=score, comment=comment,
+                case_id=case_id, agent_id=agent_id, created_at=now,
+            ))
+        except sa.exc.IntegrityError:
+            raise AlreadyRated(conversation_id) from None
+        conn.execute(events.insert().values(
+            conversation_id=conversation_id, kind="rating_given", channel=channel,
+            data=json.dumps({"score": score, "case_id": case_id, "agent_id": agent_id, "commented": bool(comment)}), at=now,
+        ))
+    return Rating(int(result.inserted_primary_key[0]), conversation_id, channel, score, comment, case_id, agent_id, now)
+
+
+def rating_for(engine: sa.engine.Engine, conversation_id: str) -> Rating | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(csat).where(csat.c.conversation_id == conversation_id)).mappings().first()
+    if row is None:
+        return None
+    return Rating(row["id"], row["conversation_id"], row["channel"], row["score"], row["comment"], row["case_id"],
+                  row["agent_id"], row["created_at"])

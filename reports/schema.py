@@ -1,0 +1,128 @@
+"""Tables of the managers' room, and read-only clauses for the tables other rooms own.
+
+The owned tables (csat, qa_*) register on core.db.metadata. The others are named here with
+lightweight `sa.table` clauses listing only the columns the reports read, so this room never
+imports bot/ or handoff/ (the same approach as knowledge/transcripts.py).
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from core.db import metadata
+from core.eventlog import conversation_events
+
+csat = sa.Table(
+    "csat",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # One answer per conversation: the database refuses a second one, whatever process asks.
+    sa.Column("conversation_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("channel", sa.String(20), nullable=False, default=""),
+    sa.Column("score", sa.Integer, nullable=False),  # 1..5
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("case_id", sa.Integer, nullable=True, index=True),  # the case the rating is about, if any
+    sa.Column("agent_id", sa.Integer, nullable=True, index=True),  # who handled that case
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.CheckConstraint("score BETWEEN 1 AND 5", name="ck_csat_score"),
+)
+
+qa_criteria = sa.Table(
+    "qa_criteria",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("weight", sa.Float, nullable=False, default=1.0),
+    sa.Column("position", sa.Integer, nullable=False, default=0),
+    # Retired criteria stay (old reviews refer to them) but are no longer offered.
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+qa_reviews = sa.Table(
+    "qa_reviews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # A case is sampled at most once, however often the queue is refilled.
+    sa.Column("case_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("conversation_id", sa.String(64), nullable=False, index=True),
+    sa.Column("agent_id", sa.Integer, nullable=True, index=True),
+    sa.Column("team", sa.String(40), nullable=True),
+    sa.Column("bucket", sa.String(16), nullable=False),  # random | low_csat | escalated | long_handle
+    sa.Column("status", sa.String(10), nullable=False, default="queued", index=True),  # queued | done
+    sa.Column("reviewer_id", sa.Integer, nullable=True),
+    sa.Column("score", sa.Float, nullable=True),  # weighted, 0..100
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("sampled_at", sa.Float, nullable=False),
+    sa.Column("reviewed_at", sa.Float, nullable=True, index=True),
+)
+
+qa_scores = sa.Table(
+    "qa_scores",
+    metadata,
+    sa.Column("review_id", sa.Integer, sa.ForeignKey("qa_reviews.id"), primary_key=True),
+    sa.Column("criterion_id", sa.Integer, sa.ForeignKey("qa_criteria.id"), primary_key=True),
+    sa.Column("score", sa.Integer, nullable=False),  # 1..5
+    sa.Column("weight", sa.Float, nullable=False),  # the criterion's weight when scored
+)
+
+# -- read only: owned by bot/conversations.py and handoff/schema.py --------------------------
+conversations = sa.table(
+    "conversations",
+    sa.column("id", sa.String),
+    sa.column("channel", sa.String),
+    sa.column("case_id", sa.Integer),
+    sa.column("created_at", sa.Float),
+)
+
+cases = sa.table(
+    "cases",
+    sa.column("id", sa.Integer),
+    sa.column("conversation_id", sa.String),
+    sa.column("channel", sa.String),
+    sa.column("status", sa.String),
+    sa.column("reason", sa.String),
+    sa.column("agent_id", sa.Integer),
+    sa.column("created_at", sa.Float),
+    sa.column("claimed_at", sa.Float),
+    sa.column("closed_at", sa.Float),
+    sa.column("resolution", sa.String),
+)
+
+case_routing = sa.table("case_routing", sa.column("case_id", sa.Integer), sa.column("team", sa.String))
+
+messages = sa.table(
+    "messages", sa.column("id", sa.Integer), sa.column("conversation_id", sa.String), sa.column("sender", sa.String),
+    sa.column("text", sa.Text), sa.column("data", sa.Text), sa.column("created_at", sa.Float),
+)
+
+tickets = sa.table("tickets", sa.column("id", sa.Integer), sa.column("conversation_id", sa.String), sa.column("created_at", sa.Float))
+
+accounts = sa.table(
+    "accounts", sa.column("id", sa.Integer), sa.column("username", sa.String),
+    sa.column("display_name", sa.String), sa.column("role", sa.String),
+)
+
+events = conversation_events
+
+# Indexes the report queries need on other rooms' tables (docs/benchmarks.md, "Reports at
+# scale"). Declared on the shared metadata so fresh databases get them from create_all;
+# ensure_indexes adds them to databases created before this room existed.
+_EXTRA_INDEXES = (
+    sa.Index("ix_events_kind_at", conversation_events.c.kind, conversation_events.c.at),
+    sa.Index("ix_events_conv_kind_at", conversation_events.c.conversation_id, conversation_events.c.kind, conversation_events.c.at),
+)
+_OWNED_ELSEWHERE = (
+    ("ix_cases_created_at", "cases", ("created_at",)),
+    ("ix_cases_conv_created", "cases", ("conversation_id", "created_at")),
+    ("ix_conversations_created_at", "conversations", ("created_at",)),
+)
+
+
+def ensure_indexes(engine: sa.engine.Engine) -> None:
+    """Create the reports' indexes if missing (idempotent; run once per process)."""
+    with engine.begin() as conn:
+        for index in _EXTRA_INDEXES:
+            index.create(conn, checkfirst=True)
+        for name, table, columns in _OWNED_ELSEWHERE:
+            conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})"))
