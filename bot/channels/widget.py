@@ -365,4 +365,4 @@ async def _ack(router: Router, conversation_id: str, turn: Turn) -> dict[str, An
         return {"type": "received", "client_id": client_id, "message": turn.message.to_dict()}
     conversation = await router.conversations.get(conversation_id)
     return {"type": "ack", "mode": conversation.mode, "messages": [m.to_dict() for m in turn.replies],
-            "client_id": client_id, "replayed": turn.replayed}
+            "message": turn.message.to_dict(), "client_id": client_id, "replayed": turn.replayed}
