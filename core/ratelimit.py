@@ -64,6 +64,15 @@ class Limit:
 
 
 Check = tuple[Limit, str]
+Bucket = tuple[str, float, float]  # key, interval, window
+
+
+class _Refused(Exception):
+    """Inside a store's transaction: one bucket said no, so nothing may be consumed."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
 
 
 class Throttled(ApiError):
@@ -75,8 +84,8 @@ class Throttled(ApiError):
 
 
 class Store(Protocol):
-    async def hit(self, key: str, interval: float, window: float, now: float) -> float:
-        """Consume one hit if allowed; returns 0.0, or the seconds to wait (nothing consumed)."""
+    async def hit(self, buckets: list[Bucket], now: float) -> float:
+        """One hit of every bucket, all or nothing; returns 0.0, or the seconds to wait."""
 
     async def refund(self, key: str, interval: float) -> None:
         """Give one hit back (e.g. a login that turned out to be right)."""
@@ -91,15 +100,18 @@ class MemoryStore:
         self._tat: dict[str, float] = {}
         self._cleaned = 0.0
 
-    async def hit(self, key: str, interval: float, window: float, now: float) -> float:
+    async def hit(self, buckets: list[Bucket], now: float) -> float:
         if now - self._cleaned > CLEANUP_EVERY_S:
             self._tat = {k: v for k, v in self._tat.items() if v > now}
             self._cleaned = now
-        tat = max(self._tat.get(key, now), now)
-        cutoff = now + window - interval
-        if tat > cutoff:
-            return tat - cutoff
-        self._tat[key] = tat + interval
+        new: dict[str, float] = {}
+        for key, interval, window in buckets:  # no await in here: atomic in one event loop
+            tat = max(self._tat.get(key, now), now)
+            cutoff = now + window - interval
+            if tat > cutoff:
+                return tat - cutoff
+            new[key] = tat + interval
+        self._tat.update(new)
         return 0.0
 
     async def refund(self, key: str, interval: float) -> None:
@@ -122,24 +134,27 @@ class SqlStore:
             from sqlalchemy.dialects.sqlite import insert
         self._insert = insert
 
-    async def hit(self, key: str, interval: float, window: float, now: float) -> float:
-        cutoff = now + window - interval  # allowed iff max(tat, now) <= cutoff, i.e. tat <= cutoff
+    async def hit(self, buckets: list[Bucket], now: float) -> float:
+        """One transaction for all buckets; a refusal rolls back what the others consumed."""
         t = rate_limits.c.tat
-        statement = self._insert(rate_limits).values(key=key, tat=now + interval)
-        statement = statement.on_conflict_do_update(
-            index_elements=[rate_limits.c.key],
-            set_={"tat": sa.case((t > now, t + interval), else_=now + interval)},
-            where=t <= cutoff,
-        )
-        async with self._engine.begin() as conn:
-            if now - self._cleaned > CLEANUP_EVERY_S:
-                self._cleaned = now
-                await conn.execute(rate_limits.delete().where(t < now))
-            result = await conn.execute(statement)
-            if result.rowcount == 1:
-                return 0.0
-            tat = (await conn.execute(sa.select(t).where(rate_limits.c.key == key))).scalar()
-        return max(0.001, float(tat or 0.0) - cutoff)
+        try:
+            async with self._engine.begin() as conn:
+                if now - self._cleaned > CLEANUP_EVERY_S:
+                    self._cleaned = now
+                    await conn.execute(rate_limits.delete().where(t < now))
+                for key, interval, window in buckets:
+                    cutoff = now + window - interval  # allowed iff max(tat, now) <= cutoff, i.e. tat <= cutoff
+                    statement = self._insert(rate_limits).values(key=key, tat=now + interval).on_conflict_do_update(
+                        index_elements=[rate_limits.c.key],
+                        set_={"tat": sa.case((t > now, t + interval), else_=now + interval)},
+                        where=t <= cutoff,
+                    )
+                    if (await conn.execute(statement)).rowcount != 1:
+                        tat = (await conn.execute(sa.select(t).where(rate_limits.c.key == key))).scalar()
+                        raise _Refused(max(0.001, float(tat or 0.0) - cutoff))
+        except _Refused as refused:
+            return refused.wait
+        return 0.0
 
     async def refund(self, key: str, interval: float) -> None:
         async with self._engine.begin() as conn:
@@ -151,14 +166,19 @@ class SqlStore:
 
 _HIT = """
 local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local cutoff = now + window - interval
-if tat > cutoff then return tostring(tat - cutoff) end
-local new = tat + interval
-redis.call('SET', KEYS[1], string.format('%.6f', new), 'PX', math.ceil((new - now) * 1000) + 1000)
+local new = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local cutoff = now + window - interval
+  if tat > cutoff then return tostring(tat - cutoff) end
+  new[i] = tat + interval
+end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, string.format('%.6f', new[i]), 'PX', math.ceil((new[i] - now) * 1000) + 1000)
+end
 return '0'
 """
 _REFUND = """
@@ -178,8 +198,11 @@ class RedisStore:
         self._hit = self._redis.register_script(_HIT)
         self._refund = self._redis.register_script(_REFUND)
 
-    async def hit(self, key: str, interval: float, window: float, now: float) -> float:
-        wait = await self._hit(keys=[self._prefix + key], args=[repr(now), repr(interval), repr(window)])
+    async def hit(self, buckets: list[Bucket], now: float) -> float:
+        args = [repr(now)]
+        for _, interval, window in buckets:
+            args += [repr(interval), repr(window)]
+        wait = await self._hit(keys=[self._prefix + key for key, _, _ in buckets], args=args)
         return max(0.0, float(wait))
 
     async def refund(self, key: str, interval: float) -> None:
@@ -220,20 +243,14 @@ class RateLimiter:
 
     async def hit(self, *checks: Check) -> float:
         """Consume one hit of every check, all or nothing; 0.0 if allowed, else the wait in seconds."""
-        if not self.enabled:
+        if not self.enabled or not checks:
             return 0.0
-        done: list[Check] = []
-        now = self.clock()
+        buckets = [(limit.key(subject), limit.interval, limit.window_s) for limit, subject in checks]
         try:
-            for limit, subject in checks:
-                wait = await self.store.hit(limit.key(subject), limit.interval, limit.window_s, now)
-                if wait > 0:
-                    await self.refund(*done)
-                    return wait
-                done.append((limit, subject))
+            return await self.store.hit(buckets, self.clock())
         except Exception:  # noqa: BLE001 - fail open, see the module docstring
             log.exception("rate limit store failed; letting the request through")
-        return 0.0
+            return 0.0
 
     async def refund(self, *checks: Check) -> None:
         if not self.enabled:

@@ -124,3 +124,27 @@ def test_rest_retries_racing_the_original_get_its_result(stack: Stack) -> None:
     stored = customer.messages()
     assert [m["sender"] for m in stored].count("customer") == 1
     assert [m for m in stored if m.get("faq_id")].__len__() == 1, "answered once"
+
+
+# -- inbound updates (Telegram update_id) ---------------------------------------------------------
+@pytest.mark.asyncio
+async def test_update_ledger_claims_once_and_takes_over_a_dead_claim(store: ConversationStore) -> None:
+    import time
+
+    from bot.channels import updates
+    from bot.channels.updates import UpdateLedger
+
+    engines = [store._engine, *(s._engine for s in store.others)]  # type: ignore[attr-defined]  # noqa: SLF001
+    ledgers = [UpdateLedger(e, "telegram", "123") for e in engines]
+    claims = await asyncio.gather(*(ledgers[n % 3].claim(555) for n in range(9)))
+    assert sorted(claims) == [False] * 8 + [True]
+    assert await UpdateLedger(engines[0], "telegram", "other-bot").claim(555), "another bot's ids are its own"
+    await ledgers[0].handled(555)
+    assert not await ledgers[1].claim(555)
+    # a claim left "handling" by a process that died is taken over once it is stale
+    assert await ledgers[0].claim(556)
+    async with engines[0].begin() as conn:
+        await conn.execute(updates.inbound_updates.update().where(updates.inbound_updates.c.update_id == 556)
+                           .values(claimed_at=time.time() - updates.STALE_AFTER_S - 1))
+    taken = await asyncio.gather(*(ledgers[n].claim(556) for n in range(3)))
+    assert sorted(taken) == [False, False, True]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,10 @@ def test_logins_throttled_alike_for_known_and_unknown_accounts(tight: Stack) -> 
     unknown = [_login(tight, "nobody-at-all", "wrong", here) for _ in range(4)]
     assert [r.status_code for r in known] == [401, 401, 401, 429]
     assert [r.status_code for r in unknown] == [401, 401, 401, 429]
-    assert known[-1].json() == unknown[-1].json()  # the same words: nothing tells them apart
+    def shape(response: httpx.Response) -> str:  # the seconds to wait may differ by a tick
+        return re.sub(r"\d+", "N", response.text)
+
+    assert shape(known[-1]) == shape(unknown[-1])  # the same words: nothing tells them apart
     assert sorted(known[-1].headers.keys()) == sorted(unknown[-1].headers.keys())
     _retry_after(known[-1])
     # the right password does not get in while the account is throttled (else guessing goes on),
