@@ -84,7 +84,7 @@ class Settings:
     rate_conversations_per_address: int = 60  # new conversations (REST, widget) per client address
     rate_conversations_window_s: float = 60.0
     rate_messages_per_conversation: int = 30  # customer messages per conversation / Telegram chat
-    rate_messages_per_address: int = 120  # customer messages per client address (REST, widget)
+    rate_messages_per_address: int = 300  # customer messages per client address (REST, widget; NAT-shared)
     rate_messages_window_s: float = 60.0
     # Reverse proxies in front of the web process (X-Forwarded-For hops to trust); 0: the TCP
     # peer is the client. Behind a proxy this must be set, or every customer shares one address.

@@ -226,8 +226,9 @@ async def _push_updates(ws: WebsocketImplProtocol, updates: asyncio.Queue[dict[s
 
 
 async def _serve_client(request: Request, ws: WebsocketImplProtocol, conversation_id: str) -> None:
-    """Client -> router. Frames are handled one at a time by a worker (a customer's messages
-    keep their order); this reader answers pings and refusals at once, even mid-turn."""
+    """Client -> router. Frames are handled (throttled, routed) one at a time by a worker, so a
+    customer's messages keep their order; this reader answers pings and bad frames at once,
+    even mid-turn."""
     work: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
     _keep_running(_work_through(request, ws, conversation_id, work))
     try:
@@ -243,22 +244,21 @@ async def _serve_client(request: Request, ws: WebsocketImplProtocol, conversatio
                 if frame["type"] == "ping":
                     await _send(ws, {"type": "pong", "ref": ref})
                     continue
-                if frame["type"] in ("message", "button"):
-                    await _throttle(request, conversation_id, work)
+                if work.qsize() >= MAX_QUEUED_FRAMES:
+                    raise Throttled(2.0, "messages at once")
+                # No await between reading a frame and queueing it: Sanic cancels this reader
+                # when the connection drops, and a frame already read must not be lost.
                 work.put_nowait(frame)
             except FrameError as exc:
                 await _send(ws, _error(exc, "invalid", frame=None, ref=ref))
             except Throttled as exc:
-                await _send(ws, {**_error(exc, "rate_limited", frame, ref), "retry_after": exc.retry_after})
+                await _send(ws, _throttled(exc, frame, ref))
     finally:
         work.put_nowait(None)  # the worker finishes what was read, then stops
 
 
-async def _throttle(request: Request, conversation_id: str, work: asyncio.Queue[Any]) -> None:
-    if work.qsize() >= MAX_QUEUED_FRAMES:
-        raise Throttled(2.0, "messages at once")
-    rates = limiter(request)
-    await rates.enforce("messages", *rates.message(conversation_id, request.ctx.address))
+def _throttled(exc: Throttled, frame: dict[str, Any] | None, ref: Any) -> dict[str, Any]:
+    return {**_error(exc, "rate_limited", frame, ref), "retry_after": exc.retry_after}
 
 
 def _error(exc: Exception, code: str, frame: dict[str, Any] | None, ref: Any) -> dict[str, Any]:
@@ -278,7 +278,12 @@ async def _work_through(request: Request, ws: WebsocketImplProtocol, conversatio
             return
         ref = frame.get("ref")
         try:
+            if frame["type"] in ("message", "button"):
+                rates = limiter(request)
+                await rates.enforce("messages", *rates.message(conversation_id, request.ctx.address))
             reply = await _handle(request, conversation_id, frame)
+        except Throttled as exc:
+            reply = _throttled(exc, frame, ref)
         except ClientIdReused as exc:
             reply = _error(exc, "conflict", frame, ref)
         except InvalidMessage as exc:
