@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(its conversation and its address: two limiter hits) on each store, sequentially, against the one write "
             "`ConversationStore.add_message` makes for every message anyway, on the same database in the same run.\n\n"
             + table + "\n\nThe embedded default (`rate_limit_store: auto` without Redis) is the SQL row on SQLite; with "
-            "`redis_url` set it is Redis.\n"
+            "`redis_url` set it is Redis. \"database\" is the one the baseline writes to.\n"
         )
         write_section(SECTION, body)
     return 0

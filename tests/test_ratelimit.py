@@ -44,7 +44,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         import redis.asyncio as redis
 
         client = redis.from_url(redis_url())
-        await client.flushdb()
+        async for key in client.scan_iter("tandem:ratelimit:*"):  # only our keys: others share this db
+            await client.delete(key)
         await client.close()
         redis_store = RedisStore(redis_url())
         yield redis_store
@@ -142,7 +143,9 @@ def tight(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "redis":
         import redis
 
-        redis.from_url(settings.redis_url).flushdb()
+        client = redis.from_url(settings.redis_url)
+        for key in client.scan_iter("tandem:ratelimit:*"):
+            client.delete(key)
     prepare(settings, train=False)
     supervisor = Supervisor(settings)
     supervisor.start(only=("web",))
