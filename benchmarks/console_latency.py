@@ -181,7 +181,8 @@ def main() -> None:
     from core.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="tandem-console-bench-") as tmp:
-        settings = load_settings(var_dir=Path(tmp), web_port=free_port(), rasa_port=free_port(), action_port=free_port(), secret_key="bench")
+        settings = load_settings(var_dir=Path(tmp), web_port=free_port(), rasa_port=free_port(), action_port=free_port(), secret_key="bench",
+                                 rate_limits=False)  # many customers from 127.0.0.1 on purpose
         model = prepare(settings)
         supervisor = Supervisor(settings, model=model)
         supervisor.start()

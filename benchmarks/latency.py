@@ -316,9 +316,10 @@ def cpu_ratio(tandem: Outcome, bare: Outcome) -> str:
 
 
 def stack_settings(tmp: Path) -> Settings:
-    """Like tests/conftest.py: every port free, a throwaway var dir, a fixed secret."""
+    """Like tests/conftest.py: every port free, a throwaway var dir, a fixed secret. Throttling is
+    off: every simulated customer comes from 127.0.0.1, which is a flood by design."""
     return load_settings(var_dir=tmp, web_port=free_port(), rasa_port=free_port(), action_port=free_port(),
-                         secret_key="bench-secret", database_url="", redis_url="")
+                         secret_key="bench-secret", database_url="", redis_url="", rate_limits=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

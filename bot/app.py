@@ -20,6 +20,7 @@ from core.bus import make_bus
 from core.db import async_engine, create_schema, sync_engine
 from core.eventlog import EventLog
 from core.http import install_error_handler
+from core.ratelimit import RateLimiter, make_store
 from core.settings import Settings
 from handoff import api as agent_api
 from handoff import console_ws
@@ -37,6 +38,8 @@ def create_app(settings: Settings) -> Sanic:
     app = Sanic(f"tandem_{next(_app_numbers)}")
     app.config.REQUEST_MAX_SIZE = 16 * 1024 * 1024
     app.config.KEEP_ALIVE_TIMEOUT = 30
+    if settings.proxies_count > 0:  # client addresses (throttling) from X-Forwarded-For
+        app.config.PROXIES_COUNT = settings.proxies_count
     app.ctx.settings = settings
     app.ctx.log = logging.getLogger("tandem.web")
     install_error_handler(app)
@@ -63,6 +66,7 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.accounts = Accounts(engine, settings.agent_session_hours)
         app.ctx.queue = CaseQueue(engine, settings.aging_per_minute)
         app.ctx.conversations = ConversationStore(engine)
+        app.ctx.limiter = RateLimiter(settings, make_store(settings, engine))
         app.ctx.router = Router(settings, app.ctx.conversations, app.ctx.queue, app.ctx.rasa, app.ctx.events, app.ctx.bus)
         app.ctx.control = app.ctx.router
         # The web process searches the knowledge base too (agents' suggestions, editors'
@@ -80,6 +84,7 @@ def create_app(settings: Settings) -> Sanic:
     @app.after_server_stop
     async def close_resources(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
         await app.ctx.bus.stop()
+        await app.ctx.limiter.close()
         await app.ctx.rasa.close()
         await app.ctx.engine.dispose()
 

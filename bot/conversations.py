@@ -45,6 +45,43 @@ messages = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# One row per customer message sent with a client id (widget, REST Idempotency-Key): the
+# primary key makes the database refuse a second copy, across web instances and races.
+message_receipts = sa.Table(
+    "message_receipts",
+    metadata,
+    sa.Column("conversation_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # answering | answered
+    sa.Column("reply_ids", sa.Text, nullable=False, default="[]"),
+    sa.Column("mode", sa.String(10), nullable=True),  # who had the floor after the turn
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("conversation_id", "client_id", name="pk_message_receipts"),
+)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of a message with a client id: stored as `message_id`, answered or not yet."""
+
+    conversation_id: str
+    client_id: str
+    message_id: int
+    status: str
+    reply_ids: list[int]
+    mode: str | None
+    updated_at: float
+
+
+class DuplicateMessage(Exception):
+    """A message whose client id this conversation already has; nothing new was stored."""
+
+    def __init__(self, receipt: Receipt) -> None:
+        super().__init__(f"message {receipt.client_id!r} is already stored as {receipt.message_id}")
+        self.receipt = receipt
+
 
 @dataclass
 class Conversation:
@@ -76,7 +113,7 @@ class Message:
             "sender": self.sender,
             "text": self.text,
             "created_at": self.created_at,
-            **{k: v for k, v in self.data.items() if k in ("buttons", "agent_name", "faq_id", "kind", "decision")},
+            **{k: v for k, v in self.data.items() if k in ("buttons", "agent_name", "faq_id", "kind", "decision", "client_id")},
         }
 
 
@@ -174,13 +211,56 @@ class ConversationStore:
             await conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(profile=json.dumps(profile)))
 
     async def add_message(self, conversation_id: str, sender: str, text: str, **data: Any) -> Message:
+        """Store one message. With data["client_id"] the message and its receipt commit together,
+        or DuplicateMessage says which stored message that client id already is."""
         now = time.time()
+        client_id = data.get("client_id")
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    messages.insert().values(conversation_id=conversation_id, sender=sender, text=text, data=json.dumps(data), created_at=now)
+                )
+                message_id = int(result.inserted_primary_key[0])
+                if client_id:
+                    await conn.execute(message_receipts.insert().values(
+                        conversation_id=conversation_id, client_id=client_id, message_id=message_id, status="answering",
+                        reply_ids="[]", created_at=now, updated_at=now,
+                    ))
+                await conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(updated_at=now))
+        except sa.exc.IntegrityError:
+            receipt = await self.receipt(conversation_id, client_id) if client_id else None
+            if receipt is None:
+                raise
+            raise DuplicateMessage(receipt) from None
+        return Message(message_id, conversation_id, sender, text, data, now)
+
+    async def receipt(self, conversation_id: str, client_id: str) -> Receipt | None:
+        query = sa.select(message_receipts).where(
+            message_receipts.c.conversation_id == conversation_id, message_receipts.c.client_id == client_id
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return Receipt(row["conversation_id"], row["client_id"], row["message_id"], row["status"],
+                       json.loads(row["reply_ids"] or "[]"), row["mode"], row["updated_at"])
+
+    async def finish_receipt(self, conversation_id: str, client_id: str, reply_ids: list[int], mode: str) -> None:
+        """The turn of a message with a client id is over: remember its replies for retries."""
+        query = (
+            message_receipts.update()
+            .where(message_receipts.c.conversation_id == conversation_id, message_receipts.c.client_id == client_id)
+            .values(status="answered", reply_ids=json.dumps(reply_ids), mode=mode, updated_at=time.time())
+        )
         async with self._engine.begin() as conn:
-            result = await conn.execute(
-                messages.insert().values(conversation_id=conversation_id, sender=sender, text=text, data=json.dumps(data), created_at=now)
-            )
-            await conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(updated_at=now))
-        return Message(int(result.inserted_primary_key[0]), conversation_id, sender, text, data, now)
+            await conn.execute(query)
+
+    async def messages_by_id(self, conversation_id: str, ids: list[int]) -> list[Message]:
+        if not ids:
+            return []
+        query = sa.select(messages).where(messages.c.conversation_id == conversation_id, messages.c.id.in_(ids)).order_by(messages.c.id)
+        async with self._engine.connect() as conn:
+            return [_message(r) for r in (await conn.execute(query)).mappings()]
 
     async def messages_since(self, conversation_id: str, after: int = 0, limit: int = 500) -> list[Message]:
         query = (

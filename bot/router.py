@@ -9,10 +9,14 @@ Everything said is stored before anything is sent, and published on the bus for 
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from bot.conversations import Conversation, ConversationStore, Message
+from bot.conversations import Conversation, ConversationStore, DuplicateMessage, Message, Receipt
 from bot.rasa_client import RasaClient, RasaUnavailable
 from core.bus import Bus
 from core.eventlog import EventLog
@@ -51,6 +55,37 @@ def describe_wait(seconds: float | None) -> str:
 
 class InvalidMessage(ValueError):
     """A customer or agent message that cannot be accepted; the text says why."""
+
+
+class ClientIdReused(InvalidMessage):
+    """The client id of an earlier, different message: a client bug, never a retry."""
+
+
+CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def clean_client_id(value: Any) -> str | None:
+    """A customer message's own id (widget, REST Idempotency-Key): short and printable, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLIENT_ID.fullmatch(value):
+        raise InvalidMessage("'client_id' must be 1-64 characters of letters, digits and _ . : -")
+    return value
+
+
+@dataclass
+class Turn:
+    """One customer message and what it produced.
+
+    `replayed`: the message was already stored under its client id, so nothing new was stored
+    or answered; `replies` and `mode` are then the original turn's (empty and None while
+    that turn is still being answered, e.g. on another instance).
+    """
+
+    message: Message
+    replies: list[Message]
+    mode: str | None
+    replayed: bool = False
 
 
 def clean_text(text: Any, limit: int) -> str:
@@ -108,11 +143,48 @@ class Router:
     # -- the customer speaks ---------------------------------------------------------------
     async def customer_message(self, conversation_id: str, text: Any, payload: str | None = None) -> list[Message]:
         """Handle one customer message; returns the replies it produced (stored and published)."""
+        return (await self.customer_turn(conversation_id, text, payload)).replies
+
+    async def customer_turn(self, conversation_id: str, text: Any, payload: str | None = None, client_id: str | None = None) -> Turn:
+        """Handle one customer message; a client id already stored is not handled again."""
         conversation = await self.conversations.get(conversation_id)
         if payload is not None and (not isinstance(payload, str) or len(payload) > 500):
             raise InvalidMessage("'payload' must be a short string")
         text = clean_text(text if payload is None else (text or payload), self.settings.max_message_chars)
-        await self._say(conversation, "customer", text)
+        client_id = clean_client_id(client_id)
+        extra = {"client_id": client_id} if client_id else {}
+        try:
+            message = await self._say(conversation, "customer", text, **extra)
+        except DuplicateMessage as duplicate:
+            return await self._replayed(duplicate.receipt, text)
+        replies = await self._handle_customer(conversation, text, payload)
+        mode = None
+        if client_id:
+            mode = (await self.conversations.get(conversation.id)).mode
+            await self.conversations.finish_receipt(conversation.id, client_id, [m.id for m in replies], mode)
+        return Turn(message, replies, mode)
+
+    async def _replayed(self, receipt: Receipt, text: str) -> Turn:
+        stored = await self.conversations.messages_by_id(receipt.conversation_id, [receipt.message_id])
+        if not stored or stored[0].text != text:
+            raise ClientIdReused(f"client id {receipt.client_id!r} was already used for a different message")
+        replies = await self.conversations.messages_by_id(receipt.conversation_id, receipt.reply_ids)
+        return Turn(stored[0], replies, receipt.mode, replayed=True)
+
+    async def replayed_turn(self, conversation_id: str, client_id: str, timeout: float) -> Turn | None:
+        """Wait (bounded) for the original turn of a replayed client id to be answered."""
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = await self.conversations.receipt(conversation_id, client_id)
+            if receipt is None:
+                return None
+            if receipt.status == "answered" or time.monotonic() > deadline:
+                stored = await self.conversations.messages_by_id(conversation_id, [receipt.message_id])
+                replies = await self.conversations.messages_by_id(conversation_id, receipt.reply_ids)
+                return Turn(stored[0], replies, receipt.mode, replayed=True)
+            await asyncio.sleep(0.2)
+
+    async def _handle_customer(self, conversation: Conversation, text: str, payload: str | None) -> list[Message]:
         await self.events.record(conversation.id, "message_in", conversation.channel, length=len(text))
         to_rasa = payload or text
         if conversation.mode == "bot":

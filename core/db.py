@@ -51,9 +51,11 @@ def create_schema(settings: Settings) -> None:
     """Create every registered table that does not exist yet (idempotent)."""
     import bot.channels.deliveries  # noqa: F401  (registers tables)
     import bot.conversations  # noqa: F401
+    import bot.channels.updates  # noqa: F401
     import core.eventlog  # noqa: F401
     import customers.schema  # noqa: F401
     import handoff.followup  # noqa: F401
+    import core.ratelimit  # noqa: F401
     import handoff.schema  # noqa: F401
     import handoff.sla  # noqa: F401
     import knowledge.store  # noqa: F401

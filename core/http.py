@@ -13,13 +13,14 @@ from sanic.response import json as json_response
 class ApiError(SanicException):
     """Raised anywhere in a handler; rendered as {"error": message} with the given status."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message, status_code=status)
         self.message = message
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
 
-def error_response(status: int, message: str) -> HTTPResponse:
-    return json_response({"error": message, "status": status}, status=status)
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return json_response({"error": message, "status": status}, status=status, headers=headers)
 
 
 def read_json(request: Request, max_bytes: int = 256 * 1024) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def install_error_handler(app: Any) -> None:
     @app.exception(Exception)
     async def _handle(request: Request, exc: Exception) -> HTTPResponse:
         if isinstance(exc, ApiError):
-            return error_response(exc.status_code, exc.message)
+            return error_response(exc.status_code, exc.message, exc.headers)
         if isinstance(exc, SanicException):
             return error_response(getattr(exc, "status_code", 500) or 500, str(exc) or exc.__class__.__name__)
         app.ctx.log.exception("unhandled error on %s %s", request.method, request.path)

@@ -162,6 +162,21 @@ class Settings:
     fcr_days: float = 7.0  # first-contact resolution: the customer must not come back within this
     csat_low_score: int = 2  # CSAT at or below this counts as "low" (QA sampling, reports)
     qa_long_handle_s: float = 900.0  # handle time at or above this puts a case in the QA "long" bucket
+    # Throttling (core/ratelimit.py): at most N per window, refilled evenly (N/window per second).
+    # Off only for load tests that flood from one address on purpose (benchmarks/).
+    rate_limits: bool = True
+    rate_limit_store: str = "auto"  # auto: Redis when redis_url is set, else the database | memory | sql | redis
+    rate_login_per_account: int = 10  # failed logins per user name (known or not: no enumeration)
+    rate_login_per_address: int = 50  # failed logins per client address
+    rate_login_window_s: float = 900.0
+    rate_conversations_per_address: int = 60  # new conversations (REST, widget) per client address
+    rate_conversations_window_s: float = 60.0
+    rate_messages_per_conversation: int = 30  # customer messages per conversation / Telegram chat
+    rate_messages_per_address: int = 300  # customer messages per client address (REST, widget; NAT-shared)
+    rate_messages_window_s: float = 60.0
+    # Reverse proxies in front of the web process (X-Forwarded-For hops to trust); 0: the TCP
+    # peer is the client. Behind a proxy this must be set, or every customer shares one address.
+    proxies_count: int = 0
 
     @property
     def sqlalchemy_url(self) -> str:

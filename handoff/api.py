@@ -13,6 +13,7 @@ from sanic.response import HTTPResponse, json
 
 from core.auth import staff
 from core.http import ApiError, bearer_token, read_json
+from core.ratelimit import client_address, limiter
 from handoff.accounts import Account, Accounts, AuthError
 from handoff.control import ConversationControl
 from handoff.queue import CaseError, CaseQueue
@@ -62,10 +63,16 @@ async def login(request: Request) -> HTTPResponse:
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise ApiError(400, "'username' and 'password' are required")
+    # Every attempt takes a hit before the password is checked (so parallel guesses count
+    # too); a right password gives its hit back. Known and unknown names are treated alike.
+    rates = limiter(request)
+    checks = rates.login(username, client_address(request))
+    await rates.enforce("login attempts", *checks)
     try:
         token, account, expires = await _accounts(request).login(username, password)
     except AuthError as exc:
         raise ApiError(401, str(exc)) from None
+    await rates.refund(*checks)
     return json({"token": token, "expires_at": expires, "account": account.__dict__})
 
 

@@ -35,6 +35,7 @@ from sanic.response import HTTPResponse, file, json, text
 
 from core.auth import staff
 from core.http import ApiError, read_json
+from core.ratelimit import client_address, limiter
 from knowledge import importing
 from knowledge.base import KnowledgeBase, Match
 from knowledge.decision import Thresholds, decide
@@ -111,12 +112,16 @@ async def login(request: Request) -> HTTPResponse:
     if not isinstance(username, str) or not isinstance(password, str):
         raise ApiError(400, "'username' and 'password' are required")
     accounts = request.app.ctx.accounts
+    rates = limiter(request)  # the same buckets as /api/agent/login: one door, one count
+    checks = rates.login(username, client_address(request))
+    await rates.enforce("login attempts", *checks)
     try:
         token, account, expires = await accounts.login(username, password)
     except Exception as exc:
         if type(exc).__name__ == "AuthError":
             raise ApiError(401, str(exc)) from None
         raise
+    await rates.refund(*checks)
     if account.role != "editor":
         await accounts.logout(token)
         raise ApiError(403, f"a {account.role} account cannot edit the knowledge base")

@@ -441,6 +441,53 @@ def test_each_message_is_sent_once_across_instances(instances: list[Stack], hook
     wait_until(lambda: set(delivery_statuses(pg, conversation["id"])) == {"sent"}, timeout=10)
 
 
+def test_replayed_update_is_handled_once_across_instances(instances: list[Stack], hook_fake: FakeTelegramServer, pg: sa.engine.Engine) -> None:
+    """Telegram retries webhooks, and anyone with the secret can replay one: the same update_id
+    posted four times (twice to each instance) stores one message and sends one reply."""
+    chat = new_chat()
+    update = hook_fake.make_text_update(chat, "How can I track my order?")
+    header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    for n in range(4):
+        assert instances[n % 2].http.post("/telegram/webhook", json=update, headers=header).status_code == 200
+    wait_text(hook_fake, chat, "tracking link")
+
+    def once() -> None:
+        conversation = conversation_of(pg, chat)
+        assert transcript(pg, conversation["id"]) == [
+            ("customer", "How can I track my order?"), ("bot", faq_answer(instances[0].settings, "orders-track-order")),
+        ]
+        assert len(messages_to(hook_fake, chat)) == 1
+        assert len(events_of(pg, conversation["id"], "message_in")) == 1
+
+    settle(once, 2.0)
+    # a new update of the same chat is of course handled
+    assert hook_fake.post_webhook_update(hook_fake.make_text_update(chat, "How can I track my order?"), SECRET) == 200
+    wait_until(lambda: len(messages_to(hook_fake, chat)) == 2, timeout=30)
+
+
+def test_a_flooding_chat_is_throttled_and_told_once(instances: list[Stack], hook_fake: FakeTelegramServer) -> None:
+    """Per chat: rate_messages_per_conversation updates per window (refilled evenly); past that
+    the updates are dropped and the chat is told once."""
+    chat, other = new_chat(), new_chat()
+    settings = instances[0].settings
+    limit, posted = settings.rate_messages_per_conversation, settings.rate_messages_per_conversation + 15
+    began = time.monotonic()
+    for _ in range(posted):  # unknown commands: cheap for the bot, still counted
+        assert hook_fake.post_webhook_update(hook_fake.make_command_update(chat, "/dance"), SECRET) == 200
+    wait_text(hook_fake, chat, "faster than we can read")
+    refilled = (time.monotonic() - began) / (settings.rate_messages_window_s / limit)  # the bucket refills meanwhile
+
+    def throttled() -> None:
+        texts = texts_to(hook_fake, chat)
+        handled = sum(1 for t in texts if "I know /start" in t)
+        assert limit <= handled <= limit + refilled + 1 < posted, (handled, refilled)
+        assert sum(1 for t in texts if "faster than we can read" in t) == 1
+
+    settle(throttled, 2.0)
+    assert hook_fake.post_webhook_update(hook_fake.make_command_update(other, "/dance"), SECRET) == 200
+    wait_text(hook_fake, other, "I know /start")  # another chat is unaffected
+
+
 def test_agent_typing_shows_in_the_chat(instances: list[Stack], hook_fake: FakeTelegramServer, pg: sa.engine.Engine) -> None:
     """Last on purpose: the console socket marks the agent online (auto-assignment may follow)."""
     import asyncio

@@ -1,10 +1,15 @@
 """The REST channel: start a conversation, send a message, read replies since a cursor.
 
     POST /api/conversations                      -> {conversation_id, token}
-    POST /api/conversations/<id>/messages        {text, payload?}  (Authorization: Bearer <token>)
+    POST /api/conversations/<id>/messages        {text, payload?, client_id?}  (Authorization: Bearer <token>)
     GET  /api/conversations/<id>/messages?after=<cursor>
 Replies to a message come back in the POST's response; agent messages arrive later, so a
 client polls GET with the last id it saw as the cursor.
+
+A client that may retry a POST gives the message an id (`Idempotency-Key` header or
+`client_id` field): a retry stores and answers nothing new and returns the original result
+(header `Idempotent-Replayed: true`). Both routes are throttled per address, messages also
+per conversation (429 + Retry-After; core/ratelimit.py).
 """
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ from sanic.response import HTTPResponse, json
 
 from bot.channels import tokens
 from bot.conversations import UnknownConversation
-from bot.router import InvalidMessage, Router
+from bot.router import ClientIdReused, InvalidMessage, Router, Turn
 from core.http import ApiError, bearer_token, read_json
+from core.ratelimit import client_address, limiter
 
 bp = Blueprint("rest_channel", url_prefix="/api/conversations")
 
@@ -46,6 +52,7 @@ async def start(request: Request) -> HTTPResponse:
     name = data.get("name", "")
     if not isinstance(name, str) or len(name) > 120:
         raise ApiError(400, "'name' must be a string of at most 120 characters")
+    await limiter(request).enforce("new conversations", *limiter(request).conversation(client_address(request)))
     conversation = await _router(request).start_conversation("rest", customer_name=name)
     token = tokens.sign(request.app.ctx.settings.secret(), conversation.id)
     return json({"conversation_id": conversation.id, "token": token}, status=201)
@@ -55,12 +62,35 @@ async def start(request: Request) -> HTTPResponse:
 async def send(request: Request, conversation_id: str) -> HTTPResponse:
     await _authorised(request, conversation_id)
     data = read_json(request)
+    client_id = _client_id(request, data)
+    rates = limiter(request)
+    await rates.enforce("messages", *rates.message(conversation_id, client_address(request)))
+    router = _router(request)
     try:
-        replies = await _router(request).customer_message(conversation_id, data.get("text"), data.get("payload"))
+        turn = await router.customer_turn(conversation_id, data.get("text"), data.get("payload"), client_id)
+    except ClientIdReused as exc:
+        raise ApiError(409, str(exc)) from None
     except InvalidMessage as exc:
         raise ApiError(400, str(exc)) from None
-    conversation = await _router(request).conversations.get(conversation_id)
-    return json({"replies": [m.to_dict() for m in replies], "mode": conversation.mode})
+    if turn.replayed and turn.mode is None and client_id:  # the original is still being answered
+        turn = await router.replayed_turn(conversation_id, client_id, request.app.ctx.settings.rasa_timeout_s + 5) or turn
+    return _turn_response(turn, await router.conversations.get(conversation_id))
+
+
+def _client_id(request: Request, data: dict) -> str | None:
+    header, field = request.headers.get("idempotency-key"), data.get("client_id")
+    if header is not None and field is not None and header != field:
+        raise ApiError(400, "the Idempotency-Key header and 'client_id' differ; send one of them")
+    value = header if header is not None else field
+    if value is not None and not (isinstance(value, str) and value):
+        raise ApiError(400, "'client_id' must be a non-empty string")
+    return value
+
+
+def _turn_response(turn: Turn, conversation: object) -> HTTPResponse:
+    mode = turn.mode or getattr(conversation, "mode")
+    body = {"replies": [m.to_dict() for m in turn.replies], "mode": mode, "message": turn.message.to_dict()}
+    return json(body, headers={"Idempotent-Replayed": "true"} if turn.replayed else None)
 
 
 @bp.get("/<conversation_id:str>/messages")

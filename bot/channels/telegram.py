@@ -31,7 +31,16 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse, json
 from telegram import BotCommand, InlineKeyboardMarkup, Update
 from telegram.error import InvalidToken, TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot.channels.deliveries import DeliveryLedger, deliveries
 from bot.channels.telegram_delivery import (
@@ -42,9 +51,11 @@ from bot.channels.telegram_delivery import (
     call_telegram,
     parse_callback,
 )
+from bot.channels.updates import UpdateLedger
 from bot.conversations import Conversation, conversations, messages
 from bot.router import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, Router
 from core.http import ApiError, read_json
+from core.ratelimit import Limit, RateLimiter
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +63,7 @@ log = logging.getLogger(__name__)
 GREET = "/greet"
 ONLY_TEXT = "Sorry, I can only read text messages. Please type your question."
 TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a moment."
+TOO_FAST = "You're sending messages faster than we can read them. Please wait {seconds} s, then send that one again."
 UNKNOWN_COMMAND = "I know /start, /human (talk to a person) and /restart. Or just type your question."
 WITH_A_PERSON = "A person from our team is chatting with you; they'll hand you back to the assistant when you're done."
 COMMANDS = [
@@ -75,10 +87,15 @@ bp = Blueprint("telegram_channel", url_prefix="/telegram")
 class TelegramChannel:
     """Owns the PTB Application, the update handlers and the outbox for one web process."""
 
-    def __init__(self, settings: Settings, router: Router, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, router: Router, engine: AsyncEngine, limiter: RateLimiter) -> None:
         self.settings = settings
         self.router = router
         self.engine = engine
+        self.limiter = limiter
+        # Each update is handled once across instances, however often Telegram (or anyone with
+        # the secret) sends it; the bot id keeps two bots on one database apart.
+        self.updates = UpdateLedger(engine, CHANNEL, settings.telegram_token.split(":")[0])
+        self._too_fast_notice = Limit("telegram-too-fast-notice", 1, settings.rate_messages_window_s)
         self.application: Application = self._build_application()
         ledger = DeliveryLedger(engine, CHANNEL, f"web-{os.getpid()}")
         self.outbox = TelegramOutbox(self.application.bot, router.conversations, ledger, router.events, router.bus)
@@ -103,6 +120,8 @@ class TelegramChannel:
         if self.mode == "webhook":
             builder = builder.updater(None)
         app = builder.build()
+        app.add_handler(TypeHandler(Update, self.on_arrival), group=-1)
+        app.add_handler(TypeHandler(Update, self.on_handled), group=1)
         private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
         app.add_handler(CommandHandler("start", self.on_start, filters=private))
         app.add_handler(CommandHandler("human", self.on_human, filters=private))
@@ -202,6 +221,25 @@ class TelegramChannel:
             pending = [row[0] for row in await conn.execute(query)]
         for conversation_id in pending:
             self.outbox.kick(conversation_id)
+
+    # -- before and after every update ------------------------------------------------------------
+    async def on_arrival(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """First of all: drop a copy of an update already handled, then throttle the chat."""
+        if not await self.updates.claim(update.update_id):
+            log.info("Telegram update %s arrived again; handled once already", update.update_id)
+            raise ApplicationHandlerStop
+        chat = update.effective_chat
+        if chat is None:
+            return
+        wait = await self.limiter.hit(*self.limiter.message(f"telegram:{chat.id}", None))
+        if wait > 0:
+            await self.updates.handled(update.update_id)
+            if await self.limiter.hit((self._too_fast_notice, str(chat.id))) == 0:  # one notice per window
+                await self._notice(update, TOO_FAST.format(seconds=max(1, round(wait))))
+            raise ApplicationHandlerStop
+
+    async def on_handled(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.updates.handled(update.update_id)
 
     # -- from Telegram to the router -------------------------------------------------------------
     async def _conversation(self, update: Update) -> Conversation:
@@ -384,7 +422,7 @@ def install(app: Sanic) -> None:
     async def start_telegram(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
         settings: Settings = app.ctx.settings
         if settings.telegram_token:
-            app.ctx.telegram = TelegramChannel(settings, app.ctx.router, app.ctx.engine)
+            app.ctx.telegram = TelegramChannel(settings, app.ctx.router, app.ctx.engine, app.ctx.limiter)
             app.ctx.telegram.start()
 
     @app.before_server_stop

@@ -9,6 +9,13 @@ The adapter only translates: websocket frames become Router calls, and whatever 
 publishes on `conversation:<id>` (the customer's own message included) goes out as frames.
 The browser de-duplicates by message id, so a message that arrives both in the history and
 live, or both live and in an ack, is shown once.
+
+Nothing typed is lost on a bad connection: each customer message carries a `client_id`; the
+widget keeps it (sessionStorage) until the server has stored it (its echo, an ack, or a
+"received" frame) and sends it again after reconnecting; the database keeps one copy per
+client id (bot/conversations.py). Pings are answered while a turn is still running, so the
+widget can tell a slow answer from a dead connection. Error frames carry a `code`: invalid
+(fix the message), rate_limited (resend after `retry_after` seconds), server (offer a retry).
 """
 from __future__ import annotations
 
@@ -27,8 +34,9 @@ from websockets.typing import Data
 
 from bot.channels import tokens
 from bot.conversations import Conversation, UnknownConversation
-from bot.router import InvalidMessage, Router
+from bot.router import CLIENT_ID, ClientIdReused, InvalidMessage, Router, Turn
 from core.http import ApiError, error_response, read_json
+from core.ratelimit import Throttled, client_address, limiter
 from core.websocket import receive
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,7 @@ WIDGET_FILES = {
 # A frame bigger than this is refused with an error frame; the socket stays open. (Sanic's
 # own WEBSOCKET_MAX_SIZE, 1 MiB, still closes the connection for anything larger.)
 MAX_FRAME_BYTES = 16 * 1024
+MAX_QUEUED_FRAMES = 20  # frames read but not yet handled, per connection
 HISTORY_PAGE = 500
 # The host page lives on another origin: the session endpoint is a plain CORS JSON API
 # (no cookies; the token travels in the body), so any origin may call it.
@@ -50,6 +59,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Expose-Headers": "Retry-After",
     "Access-Control-Max-Age": "600",
 }
 
@@ -100,9 +110,7 @@ async def session(request: Request) -> HTTPResponse:
     try:
         return await _session(request)
     except ApiError as exc:
-        response = error_response(exc.status_code, exc.message)
-        response.headers.update(CORS_HEADERS)
-        return response
+        return error_response(exc.status_code, exc.message, {**exc.headers, **CORS_HEADERS})
 
 
 async def _session(request: Request) -> HTTPResponse:
@@ -119,6 +127,7 @@ async def _session(request: Request) -> HTTPResponse:
             raise ApiError(403, "this conversation belongs to another site")
         body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": True}
         return json_response(body, headers=CORS_HEADERS)
+    await limiter(request).enforce("new conversations", *limiter(request).conversation(client_address(request)))
     conversation = await router.start_conversation(CHANNEL)
     await router.conversations.update_profile(conversation.id, site_key=site_key)
     token = tokens.sign(request.app.ctx.settings.secret(), conversation.id)
@@ -156,6 +165,7 @@ async def authorise_websocket(request: Request) -> None:
         raise ApiError(400, "'after' must not be negative")
     request.ctx.conversation_id = conversation.id
     request.ctx.after = after
+    request.ctx.address = client_address(request)
 
 
 # -- websocket ------------------------------------------------------------------------------
@@ -216,42 +226,88 @@ async def _push_updates(ws: WebsocketImplProtocol, updates: asyncio.Queue[dict[s
 
 
 async def _serve_client(request: Request, ws: WebsocketImplProtocol, conversation_id: str) -> None:
-    """Client -> router, one frame at a time (so a customer's messages keep their order)."""
+    """Client -> router. Frames are handled (throttled, routed) one at a time by a worker, so a
+    customer's messages keep their order; this reader answers pings and bad frames at once,
+    even mid-turn."""
+    work: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    _keep_running(_work_through(request, ws, conversation_id, work))
+    try:
+        while True:
+            raw = await receive(ws)
+            if raw is None:
+                return
+            ref: Any = None
+            frame: dict[str, Any] | None = None
+            try:
+                frame = parse_frame(raw)
+                ref = frame.get("ref")
+                if frame["type"] == "ping":
+                    await _send(ws, {"type": "pong", "ref": ref})
+                    continue
+                if work.qsize() >= MAX_QUEUED_FRAMES:
+                    raise Throttled(2.0, "messages at once")
+                # No await between reading a frame and queueing it: Sanic cancels this reader
+                # when the connection drops, and a frame already read must not be lost.
+                work.put_nowait(frame)
+            except FrameError as exc:
+                await _send(ws, _error(exc, "invalid", frame=None, ref=ref))
+            except Throttled as exc:
+                await _send(ws, _throttled(exc, frame, ref))
+    finally:
+        work.put_nowait(None)  # the worker finishes what was read, then stops
+
+
+def _throttled(exc: Throttled, frame: dict[str, Any] | None, ref: Any) -> dict[str, Any]:
+    return {**_error(exc, "rate_limited", frame, ref), "retry_after": exc.retry_after}
+
+
+def _error(exc: Exception, code: str, frame: dict[str, Any] | None, ref: Any) -> dict[str, Any]:
+    message = exc.message if isinstance(exc, ApiError) else str(exc)
+    error: dict[str, Any] = {"type": "error", "error": message, "code": code, "ref": ref}
+    if frame and frame.get("client_id") is not None:
+        error["client_id"] = frame["client_id"]
+    return error
+
+
+async def _work_through(request: Request, ws: WebsocketImplProtocol, conversation_id: str, work: asyncio.Queue[Any]) -> None:
+    """Handle frames in order until the reader is done; a received frame is handled even if the
+    customer has gone meanwhile (its answer waits in the history for the next visit)."""
     while True:
-        raw = await receive(ws)
-        if raw is None:
+        frame = await work.get()
+        if frame is None:
             return
-        ref: Any = None
+        ref = frame.get("ref")
         try:
-            frame = parse_frame(raw)
-            ref = frame.get("ref")
-            reply = await _finish_even_if_gone(_handle(request, conversation_id, frame))
-        except (FrameError, InvalidMessage) as exc:
-            await _send(ws, {"type": "error", "error": str(exc), "ref": ref})
-            continue
-        except (ConnectionClosed, WebsocketClosed):
-            raise
+            if frame["type"] in ("message", "button"):
+                rates = limiter(request)
+                await rates.enforce("messages", *rates.message(conversation_id, request.ctx.address))
+            reply = await _handle(request, conversation_id, frame)
+        except Throttled as exc:
+            reply = _throttled(exc, frame, ref)
+        except ClientIdReused as exc:
+            reply = _error(exc, "conflict", frame, ref)
+        except InvalidMessage as exc:
+            reply = _error(exc, "invalid", frame, ref)
         except Exception:  # noqa: BLE001 - one bad turn must not cost the customer the connection
             log.exception("widget conversation %s: frame failed", conversation_id)
-            await _send(ws, {"type": "error", "error": "something went wrong on our side; please try again", "ref": ref})
+            reply = _error(Exception("something went wrong on our side; please try again"), "server", frame, ref)
+        if reply is None:
             continue
-        if reply is not None:
+        try:
             await _send(ws, {**reply, "ref": ref})
+        except (ConnectionClosed, WebsocketClosed):
+            pass  # gone: the history has it when the widget comes back
 
 
 _turns_in_flight: set[asyncio.Task[Any]] = set()
 
 
-async def _finish_even_if_gone(work: Awaitable[T]) -> T:
-    """Run a turn to the end even if the customer closes the page meanwhile.
-
-    Sanic cancels the handler when the connection drops; a message that was already received
-    must still be stored and answered (the answer waits in the history for the next visit).
-    """
+def _keep_running(work: Awaitable[T]) -> asyncio.Future[T]:
+    """Not a child of the handler: Sanic cancels that when the connection drops."""
     task = asyncio.ensure_future(work)
     _turns_in_flight.add(task)
     task.add_done_callback(_turns_in_flight.discard)
-    return await asyncio.shield(task)
+    return task
 
 
 def parse_frame(raw: Data) -> dict[str, Any]:
@@ -271,6 +327,9 @@ def parse_frame(raw: Data) -> dict[str, Any]:
     ref = frame.get("ref")
     if ref is not None and not (isinstance(ref, (str, int)) and len(str(ref)) <= 64):
         raise FrameError("'ref' must be a short string or number")
+    client_id = frame.get("client_id")
+    if client_id is not None and not (isinstance(client_id, str) and CLIENT_ID.fullmatch(client_id)):
+        raise FrameError("'client_id' must be 1-64 characters of letters, digits and _ . : -")
     return frame
 
 
@@ -279,31 +338,36 @@ async def _handle(request: Request, conversation_id: str, frame: dict[str, Any])
     router = _router(request)
     kind = frame["type"]
     if kind == "message":
-        replies = await router.customer_message(conversation_id, frame.get("text"))
-        return await _ack(router, conversation_id, replies)
+        turn = await router.customer_turn(conversation_id, frame.get("text"), client_id=frame.get("client_id"))
+        return await _ack(router, conversation_id, turn)
     if kind == "button":
         title, payload = frame.get("title"), frame.get("payload")
         if not isinstance(payload, str) or not payload.strip():
-            raise FrameError("a button frame needs a non-empty string 'payload'")
+            raise InvalidMessage("a button frame needs a non-empty string 'payload'")
         if not isinstance(title, str) or not title.strip():
             title = payload
-        replies = await router.customer_message(conversation_id, title, payload)
-        return await _ack(router, conversation_id, replies)
+        turn = await router.customer_turn(conversation_id, title, payload, client_id=frame.get("client_id"))
+        return await _ack(router, conversation_id, turn)
     if kind == "typing":
         if not isinstance(frame.get("typing"), bool):
-            raise FrameError("'typing' must be true or false")
+            raise InvalidMessage("'typing' must be true or false")
         await router.customer_typing(conversation_id, frame["typing"])
         return None
     if kind == "feedback":
         message_id, helpful = frame.get("message_id"), frame.get("helpful")
         if not isinstance(message_id, int) or isinstance(message_id, bool) or not isinstance(helpful, bool):
-            raise FrameError("feedback needs an integer 'message_id' and a boolean 'helpful'")
+            raise InvalidMessage("feedback needs an integer 'message_id' and a boolean 'helpful'")
         await router.feedback(conversation_id, message_id, helpful)
         return {"type": "feedback_recorded", "message_id": message_id, "helpful": helpful}
     return {"type": "pong"}
 
 
-async def _ack(router: Router, conversation_id: str, replies: list[Any]) -> dict[str, Any]:
-    """The turn is done: its replies (also published live) and who has the floor now."""
+async def _ack(router: Router, conversation_id: str, turn: Turn) -> dict[str, Any]:
+    """The turn is done: its replies (also published live) and who has the floor now. A resent
+    message still being answered (another connection or instance has it) is only "received"."""
+    client_id = turn.message.data.get("client_id")
+    if turn.replayed and turn.mode is None:
+        return {"type": "received", "client_id": client_id, "message": turn.message.to_dict()}
     conversation = await router.conversations.get(conversation_id)
-    return {"type": "ack", "mode": conversation.mode, "messages": [m.to_dict() for m in replies]}
+    return {"type": "ack", "mode": conversation.mode, "messages": [m.to_dict() for m in turn.replies],
+            "message": turn.message.to_dict(), "client_id": client_id, "replayed": turn.replayed}

@@ -19,8 +19,12 @@
   var TITLE = (script && script.getAttribute("data-title")) || "Chat with us";
   var STORE_KEY = "tandem-widget:" + BASE + ":" + SITE_KEY;
   var REQUEST_HUMAN = { title: "Talk to a person", payload: "/request_human" };
+  var OUTBOX_KEY = STORE_KEY + ":outbox";
   var MAX_BACKOFF_MS = 15000;
   var REPLY_TIMEOUT_MS = 45000;
+  var RECEIPT_TIMEOUT_MS = 8000; // a sent message not echoed this long: is the connection alive?
+  var PONG_TIMEOUT_MS = 5000;    // no pong this long: the connection is dead, reconnect and resend
+  var GIVE_UP_MS = 30000;        // no contact with the server this long: "Not sent. Retry"
 
   // -- storage (localStorage may be unavailable, e.g. blocked cookies) ---------------------
   var memoryStore = {};
@@ -33,6 +37,29 @@
     Object.keys(changes).forEach(function (k) { state[k] = changes[k]; });
     try { window.localStorage.setItem(STORE_KEY, JSON.stringify(state)); }
     catch (e) { memoryStore = state; }
+  }
+
+  // Messages not yet stored by the server live in sessionStorage (this tab, across reloads and
+  // the shop's pages) until the server acknowledges them; they are resent after reconnecting.
+  var memoryOutbox = [];
+  function loadOutbox() {
+    try { return JSON.parse(window.sessionStorage.getItem(OUTBOX_KEY) || "[]") || []; }
+    catch (e) { return memoryOutbox; }
+  }
+  function saveOutbox() {
+    var items = state.outbox.map(function (item) {
+      return { cid: item.cid, frame: item.frame, text: item.text, queuedAt: item.queuedAt, failed: item.failed };
+    });
+    try { window.sessionStorage.setItem(OUTBOX_KEY, JSON.stringify(items)); }
+    catch (e) { memoryOutbox = items; }
+  }
+
+  function newClientId() {
+    if (window.crypto && crypto.randomUUID) { return "w-" + crypto.randomUUID(); }
+    var bytes = new Uint8Array(16);
+    if (window.crypto && crypto.getRandomValues) { crypto.getRandomValues(bytes); }
+    else { for (var i = 0; i < 16; i++) { bytes[i] = Math.floor(Math.random() * 256); } }
+    return "w-" + Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
 
   // -- DOM helpers ----------------------------------------------------------------------------
@@ -91,9 +118,9 @@
   // -- widget state ---------------------------------------------------------------------------
   var state = {
     token: null, conversationId: null, mode: "bot", lastId: 0,
-    ws: null, attempts: 0, timer: null, started: false, blocked: false,
-    outbox: [], refs: 0, pendingTurns: {}, agentTyping: false, typingSent: false, typingTimer: null,
-    unread: 0, open: false,
+    ws: null, attempts: 0, timer: null, started: false, blocked: false, connecting: false,
+    outbox: [], control: [], pendingTurns: {}, agentTyping: false, typingSent: false, typingTimer: null,
+    unread: 0, open: false, lastContact: 0, pingAt: 0, watch: null,
   };
   var ui = {};
   var rendered = {}; // message id -> element: the de-duplication of history/live/ack copies
@@ -216,12 +243,21 @@
     ui.status.textContent = text || "";
   }
 
+  function retryAfterMs(response) {
+    var seconds = Number(response.headers.get("Retry-After"));
+    return seconds > 0 ? seconds * 1000 : 0;
+  }
+
   function session(token) {
     var body = { site_key: SITE_KEY };
     if (token) { body.token = token; }
+    var abort = window.AbortController ? new AbortController() : null;
+    var timer = abort ? setTimeout(function () { abort.abort(); }, 10000) : null; // a silent network is a failure
     return fetch(BASE + "/widget/session", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      signal: abort ? abort.signal : undefined,
     }).then(function (response) {
+      clearTimeout(timer);
       return response.json().catch(function () { return {}; }).then(function (data) {
         // stale, forged or another site's token: start a new conversation
         if ((response.status === 401 || response.status === 403) && token) { return session(null); }
@@ -229,7 +265,11 @@
           state.blocked = true;
           throw new Error(data.error || "This chat is not available on this site.");
         }
-        if (!response.ok) { throw new Error(data.error || ("HTTP " + response.status)); }
+        if (!response.ok) {
+          var error = new Error(data.error || ("HTTP " + response.status));
+          error.retryAfterMs = retryAfterMs(response);
+          throw error;
+        }
         if (state.conversationId && data.conversation_id !== state.conversationId) { resetLog(); } // a new conversation
         return data;
       });
@@ -237,8 +277,12 @@
   }
 
   function connect() {
+    if (state.connecting || (state.ws && state.ws.readyState <= WebSocket.OPEN)) { return; }
+    state.connecting = true;
+    clearTimeout(state.timer);
     setStatus(state.attempts ? "Reconnecting…" : "Connecting…");
     session(state.token || load().token).then(function (data) {
+      state.connecting = false;
       state.token = data.token;
       state.conversationId = data.conversation_id;
       setMode(data.mode);
@@ -247,11 +291,16 @@
       var ws = new WebSocket(url);
       state.ws = ws;
       ws.onopen = function () {
+        if (state.ws !== ws) { return; }
         state.attempts = 0;
+        state.lastContact = Date.now();
+        state.pingAt = 0;
         setStatus("");
         flushOutbox();
       };
       ws.onmessage = function (event) {
+        if (state.ws !== ws) { return; }
+        state.lastContact = Date.now();
         var frame;
         try { frame = JSON.parse(event.data); } catch (e) { return; }
         receive(frame);
@@ -260,14 +309,26 @@
         if (state.ws === ws) { state.ws = null; reconnectLater(); }
       };
     }).catch(function (error) {
+      state.connecting = false;
       if (state.blocked) { setStatus(error.message); return; }
-      reconnectLater();
+      reconnectLater(error.retryAfterMs);
     });
   }
 
-  function reconnectLater() {
+  /** The socket looks open but the server does not answer: drop it, reconnect, resend. */
+  function dropConnection() {
+    var ws = state.ws;
+    state.ws = null;
+    state.pingAt = 0;
+    if (ws) { try { ws.close(); } catch (e) { /* already gone */ } }
+    state.attempts = 0;
+    connect();
+  }
+
+  function reconnectLater(atLeastMs) {
     clearTimeout(state.timer);
     var delay = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, state.attempts)) * (0.75 + Math.random() * 0.5);
+    delay = Math.max(delay, atLeastMs || 0);
     state.attempts += 1;
     setStatus("Connection lost. Reconnecting in " + Math.ceil(delay / 1000) + "s… Your messages will be sent when we're back.");
     state.timer = setTimeout(connect, delay);
@@ -281,8 +342,84 @@
     return false;
   }
 
+  /** On every (re)connection: everything not yet acknowledged goes again, in order. */
   function flushOutbox() {
-    while (state.outbox.length && transmit(state.outbox[0])) { state.outbox.shift(); }
+    while (state.control.length && transmit(state.control[0])) { state.control.shift(); }
+    state.outbox.forEach(function (item) { item.sentOn = null; });
+    state.outbox.forEach(sendItem);
+    watch();
+  }
+
+  function sendItem(item) {
+    if (item.failed || item.sentOn === state.ws || (item.notBefore && Date.now() < item.notBefore)) { return; }
+    if (transmit(item.frame)) { item.sentOn = state.ws; item.sentAt = Date.now(); }
+  }
+
+  /** Once a second while something is unacknowledged: resend when due, check the connection
+   *  is alive when an echo is overdue, and give up (offer a retry) when the server is out of reach. */
+  function watch() {
+    if (state.watch || !state.outbox.length) { return; }
+    state.watch = setInterval(function () {
+      var now = Date.now();
+      if (!state.outbox.length) { clearInterval(state.watch); state.watch = null; return; }
+      var open = state.ws && state.ws.readyState === WebSocket.OPEN;
+      state.outbox.forEach(function (item) {
+        if (item.failed) { return; }
+        if (now - Math.max(item.queuedAt, state.lastContact) > GIVE_UP_MS) { markFailed(item); return; }
+        if (open) { sendItem(item); }
+      });
+      if (!open) { return; }
+      if (state.pingAt && now - state.pingAt > PONG_TIMEOUT_MS) { dropConnection(); return; }
+      var overdue = state.outbox.some(function (item) {
+        return !item.failed && item.sentOn === state.ws && now - Math.max(item.sentAt, state.lastContact) > RECEIPT_TIMEOUT_MS;
+      });
+      if (overdue && !state.pingAt) { state.pingAt = now; transmit({ type: "ping" }); }
+    }, 1000);
+  }
+
+  function findItem(cid) {
+    for (var i = 0; i < state.outbox.length; i++) { if (state.outbox[i].cid === cid) { return state.outbox[i]; } }
+    return null;
+  }
+
+  /** The server has stored it: forget it (the bubble stays, now with its server id). */
+  function acknowledged(cid) {
+    var item = cid ? findItem(cid) : null;
+    if (!item) { return; }
+    state.outbox.splice(state.outbox.indexOf(item), 1);
+    saveOutbox();
+    if (item.node) { item.node.classList.remove("tw-pending", "tw-failed"); item.node.removeAttribute("aria-label"); }
+    var retry = item.node && item.node.querySelector(".tw-retry");
+    if (retry) { retry.parentNode.removeChild(retry); }
+  }
+
+  function markFailed(item) {
+    item.failed = true;
+    item.sentOn = null;
+    saveOutbox();
+    turnDone(item.cid);
+    if (!item.node) { return; }
+    item.node.classList.remove("tw-pending");
+    item.node.classList.add("tw-failed");
+    item.node.setAttribute("aria-label", "Not sent");
+    if (item.node.querySelector(".tw-retry")) { return; }
+    var retry = el("button", { type: "button", className: "tw-retry", "aria-label": "Not sent. Retry sending this message" }, "Not sent. Retry");
+    retry.addEventListener("click", function () { retryItem(item); });
+    item.node.appendChild(retry);
+  }
+
+  function retryItem(item) {
+    item.failed = false;
+    item.queuedAt = Date.now();
+    item.notBefore = 0;
+    saveOutbox();
+    var retry = item.node && item.node.querySelector(".tw-retry");
+    if (retry) { retry.parentNode.removeChild(retry); }
+    if (item.node) { item.node.classList.remove("tw-failed"); item.node.classList.add("tw-pending"); item.node.setAttribute("aria-label", "Sending"); }
+    beginWaiting(item.cid);
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) { sendItem(item); }
+    else { state.attempts = 0; start(); connect(); }
+    watch();
   }
 
   // -- frames from the server -------------------------------------------------------------------
@@ -296,12 +433,20 @@
       afterRender();
       if (!state.open && frame.message && frame.message.sender !== "customer") { state.unread += 1; showBadge(); }
     } else if (frame.type === "ack") {
+      acknowledged(frame.client_id);
+      render(frame.message);
       (frame.messages || []).forEach(render);
       setMode(frame.mode);
       turnDone(frame.ref);
       afterRender();
+    } else if (frame.type === "received") {
+      acknowledged(frame.client_id);
+      render(frame.message);
+      afterRender();
+    } else if (frame.type === "pong") {
+      state.pingAt = 0;
     } else if (frame.type === "error") {
-      failed(frame.ref, frame.error);
+      failed(frame);
     } else if (frame.type === "typing") {
       state.agentTyping = !!frame.typing;
       ui.typingText.textContent = (frame.agent_name || "Our agent") + " is typing";
@@ -319,15 +464,18 @@
     rendered = {};
     state.lastId = 0;
     while (ui.log.firstChild) { ui.log.removeChild(ui.log.firstChild); }
+    state.outbox.forEach(function (item) { if (item.node) { ui.log.appendChild(item.node); } }); // still to send
   }
 
-  /** Insert one server message once, in id order; a pending copy of our own text is reused. */
+  /** Insert one server message once, in id order; our own unsent bubble (same client id) is reused. */
   function render(message) {
     if (!message || typeof message.id !== "number" || rendered[message.id]) { return; }
     var node = null;
-    if (message.sender === "customer") {
-      node = ui.log.querySelector(".tw-pending[data-text=\"" + cssEscape(message.text) + "\"]");
-      if (node) { node.classList.remove("tw-pending"); node.removeAttribute("data-text"); node.removeAttribute("aria-label"); }
+    if (message.sender === "customer" && message.client_id) {
+      var item = findItem(message.client_id);
+      node = ui.log.querySelector("[data-cid=\"" + cssEscape(message.client_id) + "\"]");
+      acknowledged(message.client_id);
+      if (!item && node && node.hasAttribute("data-id")) { node = null; }
     }
     if (!node) { node = messageNode(message); }
     node.setAttribute("data-id", String(message.id));
@@ -337,7 +485,8 @@
     var children = ui.log.children;
     for (var i = 0; i < children.length; i++) {
       var otherId = Number(children[i].getAttribute("data-id"));
-      if (children[i] !== node && (children[i].classList.contains("tw-pending") || otherId > message.id)) { before = children[i]; break; }
+      var unsent = children[i].hasAttribute("data-cid") && !children[i].hasAttribute("data-id");
+      if (children[i] !== node && (unsent || otherId > message.id)) { before = children[i]; break; }
     }
     if (node.parentNode !== ui.log || before) { ui.log.insertBefore(node, before); }
     if (message.sender === "agent") { state.agentTyping = false; }
@@ -430,47 +579,85 @@
     showTyping();
   }
 
-  function failed(ref, message) {
-    var turn = ref ? state.pendingTurns[ref] : null;
-    turnDone(ref);
+  function showError(text) {
     ui.errors.hidden = false;
-    ui.errors.textContent = message || "Something went wrong.";
+    ui.errors.textContent = text || "Something went wrong.";
     clearTimeout(ui.errors.timer);
     ui.errors.timer = setTimeout(function () { ui.errors.hidden = true; }, 8000);
-    if (turn && turn.node) {
-      if (turn.node.parentNode) { turn.node.parentNode.removeChild(turn.node); }
-      if (!ui.input.value && turn.text) { ui.input.value = turn.text; } // nothing typed is lost
+  }
+
+  /** An error frame. rate_limited: send again when told; server/conflict: offer a retry;
+   *  invalid: the message cannot be taken as it is, so it goes back into the input box. */
+  function failed(frame) {
+    var item = frame.client_id ? findItem(frame.client_id) : (frame.ref ? findItem(frame.ref) : null);
+    if (item && frame.code === "rate_limited") {
+      item.sentOn = null;
+      item.notBefore = Date.now() + 1000 * (Number(frame.retry_after) || 2);
+      item.queuedAt = Math.max(item.queuedAt, item.notBefore);
+      showError(frame.error);
+      return;
     }
+    turnDone(frame.ref);
+    showError(frame.error);
+    if (!item) { return; }
+    if (frame.code === "server" || frame.code === "conflict") { markFailed(item); return; }
+    state.outbox.splice(state.outbox.indexOf(item), 1);
+    saveOutbox();
+    if (item.node && item.node.parentNode) { item.node.parentNode.removeChild(item.node); }
+    if (!ui.input.value && item.frame.type === "message") { ui.input.value = item.text; } // nothing typed is lost
   }
 
   // -- sending --------------------------------------------------------------------------------
+  /** Frames that need no receipt (feedback): sent now, or as soon as we are connected. */
   function queue(frame) {
     start();
-    if (!transmit(frame)) { state.outbox.push(frame); }
+    if (!transmit(frame)) { state.control.push(frame); }
   }
 
-  function pendingBubble(text) {
+  function pendingBubble(item) {
     var node = el("div", { className: "tw-msg tw-customer tw-pending", "aria-label": "Sending" });
-    node.setAttribute("data-text", text);
+    node.setAttribute("data-cid", item.cid);
     node.appendChild(el("span", { className: "tw-name" }, "You"));
     var body = el("div", { className: "tw-text" });
-    appendFormatted(body, text);
+    appendFormatted(body, item.text);
     node.appendChild(body);
     ui.log.appendChild(node);
     return node;
   }
 
+  function beginWaiting(cid) {
+    clearTimeout((state.pendingTurns[cid] || {}).timer);
+    state.pendingTurns[cid] = { timer: setTimeout(function () { turnDone(cid); }, REPLY_TIMEOUT_MS) };
+    showTyping();
+  }
+
+  /** A customer message: kept (and shown pending) until the server has stored it. */
   function beginTurn(frame, text) {
-    var ref = "r" + (++state.refs);
-    frame.ref = ref;
-    var node = pendingBubble(text);
-    state.pendingTurns[ref] = {
-      text: frame.type === "message" ? text : "",
-      node: node,
-      timer: setTimeout(function () { turnDone(ref); }, REPLY_TIMEOUT_MS),
-    };
-    queue(frame);
+    var cid = newClientId();
+    frame.ref = cid;
+    frame.client_id = cid;
+    var item = { cid: cid, frame: frame, text: text, queuedAt: Date.now(), failed: false };
+    item.node = pendingBubble(item);
+    state.outbox.push(item);
+    saveOutbox();
+    beginWaiting(cid);
+    start();
+    sendItem(item);
+    watch();
     afterRender();
+  }
+
+  /** After a reload: what was not yet stored is shown again, and sent once connected. */
+  function restoreOutbox() {
+    loadOutbox().forEach(function (saved) {
+      if (!saved || typeof saved.cid !== "string" || !saved.frame) { return; }
+      var item = { cid: saved.cid, frame: saved.frame, text: String(saved.text || ""), queuedAt: Number(saved.queuedAt) || Date.now(), failed: !!saved.failed };
+      item.node = pendingBubble(item);
+      state.outbox.push(item);
+      if (item.failed) { item.failed = false; markFailed(item); }
+    });
+    watch();
+    return state.outbox.length > 0;
   }
 
   function sendText() {
@@ -503,7 +690,8 @@
   function mount() {
     build();
     var saved = load();
-    if (saved.token) { start(); } // an ongoing conversation: restore it (and hear the agent) at once
+    var unsent = restoreOutbox();
+    if (saved.token || unsent) { start(); } // an ongoing conversation: restore it (and hear the agent) at once
     if (saved.open) { openPanel(); }
   }
 
