@@ -52,6 +52,7 @@ def create_schema(settings: Settings) -> None:
     import bot.channels.deliveries  # noqa: F401  (registers tables)
     import bot.conversations  # noqa: F401
     import core.eventlog  # noqa: F401
+    import core.persona  # noqa: F401
     import handoff.schema  # noqa: F401
     import knowledge.store  # noqa: F401
 
