@@ -15,7 +15,7 @@ config.yml pipeline). Because the parse keeps DIET's ranking and the gate's verd
 also shows what each design would do (DIET alone at several FallbackClassifier thresholds, with
 and without nlu/conversation.ConversationGate) without retraining.
 
-    nice -n 10 $VENV/bin/python benchmarks/conversation_nlu_eval.py [--bitext 3000] [--no-docs]
+    nice -n 10 $VENV/bin/python benchmarks/conversation_nlu_eval.py [--bitext 3000] [--banking 0] [--no-docs]
 """
 from __future__ import annotations
 
@@ -39,10 +39,14 @@ CONVERSATION = ("greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", 
 THRESHOLDS = (0.3, 0.45, 0.6, 0.7, 0.8, 0.9)
 
 
-def non_conversation(bitext: int, seed: int = 10) -> dict[str, list[str]]:
+def non_conversation(bitext: int, banking: int = 0, seed: int = 10) -> dict[str, list[str]]:
     sets: dict[str, list[str]] = {}
     with open(DATASETS / "banking77" / "test.csv", newline="", encoding="utf-8") as f:
-        sets["BANKING77 test"] = [row["text"] for row in csv.DictReader(f)]
+        texts = [row["text"] for row in csv.DictReader(f)]
+    if banking and banking < len(texts):
+        sets[f"BANKING77 test (seeded sample of {banking})"] = random.Random(seed).sample(texts, banking)
+    else:
+        sets["BANKING77 test"] = texts
     bitext_file = DATASETS / "bitext-customer-support" / "utterances.csv"
     with open(bitext_file, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -111,6 +115,7 @@ def main() -> None:
     global VOCABULARY
     parser = argparse.ArgumentParser()
     parser.add_argument("--bitext", type=int, default=3000)
+    parser.add_argument("--banking", type=int, default=0, help="a seeded sample of BANKING77 test.csv (0: all 3,080)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     from benchmarks.escalation_eval import latest_model
@@ -121,7 +126,7 @@ def main() -> None:
     VOCABULARY = Vocabulary({w for block in nlu for line in block["examples"].splitlines() for w in tokens(line.lstrip("- "))})
     settings = load_settings()
     model = latest_model(settings.models_dir)
-    sets = non_conversation(args.bitext)
+    sets = non_conversation(args.bitext, args.banking)
     labelled = conversation_set()
     texts = sorted({t for ts in sets.values() for t in ts} | {c["text"] for c in labelled})
     started = time.monotonic()
@@ -166,7 +171,7 @@ def main() -> None:
     if args.no_docs:
         return
     write_section("Conversation NLU: what Rasa keeps (issue 10)", (
-        f"Command: `nice -n 10 $VENV/bin/python benchmarks/conversation_nlu_eval.py --bitext {args.bitext}` ({today()}; {machine()}). "
+        f"Command: `nice -n 10 $VENV/bin/python benchmarks/conversation_nlu_eval.py --bitext {args.bitext} --banking {args.banking}` ({today()}; {machine()}). "
         f"Model {model.name}; {len(texts)} texts parsed in {elapsed:.0f}s.\n\n{summary}.\n\n"
         "Designs recomputed from the same parses (DIET's ranking is kept in the parse): a conversational intent is "
         "kept when DIET's confidence reaches the FallbackClassifier threshold and, with the gate, when the message says "

@@ -57,6 +57,8 @@ def business_from(value: Any) -> Business:
     """A `business:` mapping from tandem.yml -> Business; unknown keys are an error, not ignored."""
     if isinstance(value, Business):
         return value
+    if isinstance(value, str):  # TANDEM_BUSINESS: a YAML/JSON mapping (how child processes get it)
+        value = yaml.safe_load(value) or {}
     if not isinstance(value, Mapping):
         raise ValueError("business: expected a mapping (name, covers, greeting, ...)")
     known = {f.name for f in fields(Business)}

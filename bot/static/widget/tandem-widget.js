@@ -523,6 +523,9 @@
   // -- boot -------------------------------------------------------------------------------------
   function mount() {
     build();
+    // the business's name and greeting before the first message (bot/persona_api.py)
+    fetch(BASE + "/api/persona").then(function (r) { return r.ok ? r.json() : null; })
+      .then(showBusiness).catch(function () { /* the header keeps its fallback title */ });
     var saved = load();
     if (saved.token) { start(); } // an ongoing conversation: restore it (and hear the agent) at once
     if (saved.open) { openPanel(); }
