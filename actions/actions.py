@@ -20,6 +20,7 @@ from actions.knowledge_access import knowledge_base, persona, settings
 from actions.policy import (
     FALLBACK, FAQ, REQUEST_HUMAN, Candidate, Decision, Thresholds, decide, signals_from_tracker,
 )
+from core.settings import Business
 from knowledge.base import Match
 
 MISSES = "misses"  # consecutive turns the bot could not answer, whatever the cause
@@ -63,14 +64,14 @@ def thresholds() -> Thresholds:
     return Thresholds.from_settings(settings())
 
 
-def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, **signals: Any) -> list[EventType]:
+def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, business: Business, **signals: Any) -> list[EventType]:
     """Tell the customer a person is coming and the router why (reasons with values); reset the miss counters."""
     payload = {
         "reason": decision.reason, "detail": decision.detail, "reasons": decision.to_dict()["reasons"],
         "frustration": round(decision.frustration, 2), "sentiment": _sentiment(tracker), "nlu": _nlu_signals(tracker), **signals,
     }
     dispatcher.utter_message(json_message={"tandem": {"escalate": payload, "decision": "escalate"}})
-    dispatcher.utter_message(text=persona().text("handoff"))
+    dispatcher.utter_message(text=business.text("handoff"))
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
@@ -104,7 +105,7 @@ def clarify(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decisi
     return []  # neither answered nor missed: the counters stay
 
 
-def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, text_key: str, matches: list[Match]) -> list[EventType]:
+def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, text: str, matches: list[Match]) -> list[EventType]:
     """One more turn the bot could not answer (the policy escalates when that is too many)."""
     kind = decision.miss_kind or "unknown"
     kinds = [*(tracker.get_slot(MISS_KINDS) or []), kind][-max(1, thresholds().max_misses):]
@@ -114,7 +115,7 @@ def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision,
         "miss": {"kind": kind, **info}, "candidates": _candidates(matches), "sentiment": _sentiment(tracker),
         "decision": "miss", "reasons": decision.to_dict()["reasons"],
     }})
-    dispatcher.utter_message(text=persona().text(text_key))
+    dispatcher.utter_message(text=text)
     return [SlotSet(MISSES, decision.misses_after(_counter(tracker, MISSES))), SlotSet(MISS_KINDS, kinds)]
 
 
@@ -131,8 +132,9 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
         _counter(tracker, MISSES), tier,
     )
     decision = decide(signals, thresholds())
+    business = await asyncio.get_running_loop().run_in_executor(None, persona)  # cached; one cheap query a second at most
     if decision.action == "escalate":
-        return escalate(dispatcher, tracker, decision, candidates=_candidates(matches),
+        return escalate(dispatcher, tracker, decision, business, candidates=_candidates(matches),
                         **({"miss_kind": decision.miss_kind} if decision.miss_kind else {}))
     if decision.action == "answer" and decision.faq_id:
         best = next((m for m in matches if m.faq_id == decision.faq_id), None) or _entry_match(decision.faq_id)
@@ -140,7 +142,7 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
             return answer(dispatcher, tracker, best, matches, decision)
     if decision.action == "clarify":
         return clarify(dispatcher, tracker, decision, matches)
-    return miss(dispatcher, tracker, decision, miss_text, matches)
+    return miss(dispatcher, tracker, decision, business.text(miss_text), matches)
 
 
 def _entry_match(faq_id: str) -> Match | None:
