@@ -9,9 +9,10 @@ action_handle_fallback decides against the live knowledge base):
 - greet / goodbye / thank / affirm / deny / bot_challenge: kept only when (almost) every word of
   the message is a word of the conversation training examples (typos within one edit count).
   The vocabulary is learnt from data/nlu.yml at `rasa train`, so it names no business.
-- request_human: kept only when the message names a person ("agent", "someone", "human", ...)
-  and is a request ("talk to", "speak with", "connect me", ...) or a short call ("agent
-  please"). "I want to speak to someone about my refund" stays a request for a person.
+- request_human: kept only when the message is a short call ("agent please") or asks for a
+  person ("talk to someone", "is there a person ...", "can someone from your team help"), and
+  not merely how to reach them ("what's the number to contact support" is a knowledge question).
+  "I want to speak to someone about my refund" stays a request for a person.
 
 The original intent and the reason are left in the parse data (`conversation_gate`), so the
 decision's reasons show why a message was not treated as conversation. Measured by
@@ -40,17 +41,25 @@ GATE = "conversation_gate"
 REQUEST_HUMAN = "request_human"
 TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Words that add nothing to a conversational act whatever the business ("ok, thanks then").
-FILLERS = frozenset("ok okay oh ah um uh well then and just really very so much too also".split())
+FILLERS = frozenset("ok okay oh ah well then and just really very much too also".split())
 PERSON = re.compile(
     r"\b(humans?|persons?|people|agents?|someone|somebody|anyone|anybody|staff|representatives?|rep|operators?|"
     r"managers?|supervisors?|advis[eo]rs?|team|colleagues?|customer (service|support|care)|support team|live chat)\b",
     re.IGNORECASE,
 )
+_PERSON = PERSON.pattern[3:-3]  # the alternatives, for the patterns below
+# A request for a person: a request verb shortly before the person ("I want to speak to someone
+# about my refund", "is there a person I can chat to"), or the person asked to act ("can someone
+# from your team help me"). "Someone stole my password" or "can my staff use the card" are not.
 REQUEST = re.compile(
-    r"\b(talk|speak|chat|connect|transfer|put me|pass me|get me|escalate|call me|reach|contact|want|need|like|"
-    r"rather|prefer|can i|could i|let me|give me|is there)\b",
+    rf"\b(talk|speak|chat|connect|transfer|put|pass|get|reach|contact|call|escalate|want|need|like|prefer|rather|there|see)\b"
+    rf"(\W+\w+){{0,4}}?\W+({_PERSON})\b|\b({_PERSON})\b(\W+\w+){{0,3}}?\W+(help|call|contact|look|take over|handle|deal)\b",
     re.IGNORECASE,
 )
+# Asking how to reach people ("what is the number to contact customer service") is a question
+# for the knowledge base, not a request to be connected now.
+CONTACT_INFO = re.compile(r"\b(phone|number|e-?mail|address|hours|what time|when|open(ing)?|fee|cost|free)\b", re.IGNORECASE)
+CONNECT_NOW = re.compile(r"\b(talk|speak|chat|connect|transfer|put me through|pass me)\b", re.IGNORECASE)
 
 
 def tokens(text: str) -> list[str]:
@@ -116,6 +125,8 @@ def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) 
             return Verdict(False, "asks for no person")
         if len(words) > 3 and not REQUEST.search(text):
             return Verdict(False, "names a person but asks for none")
+        if len(words) > 3 and CONTACT_INFO.search(text) and not CONNECT_NOW.search(text):
+            return Verdict(False, "asks how to reach people, not to be connected")
         return Verdict(True, "asks for a person")
     if not words:
         return Verdict(True, "no words")

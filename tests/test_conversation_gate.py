@@ -43,11 +43,14 @@ def test_content_beyond_the_act_goes_to_the_knowledge_base(vocabulary: Vocabular
 
 
 @pytest.mark.parametrize("text", ["agent", "human please", "I want to speak to someone about my refund",
-                                  "can I talk to a person", "put me through to customer service"])
+                                  "can I talk to a person", "put me through to customer service", "is there a person I can chat to?",
+                                  "can someone from your team help me with my booking", "help me contact a human agent"])
 def test_requests_for_a_person_are_kept_whatever_the_topic(vocabulary: Vocabulary, text: str) -> None:
     assert judge(text, "request_human", vocabulary).keep, text
 
 
-@pytest.mark.parametrize("text", ["can someone else use my card abroad", "my card was declined", "what is the agent fee for transfers"])
+@pytest.mark.parametrize("text", ["can someone else use my card abroad", "my card was declined", "what is the agent fee for transfers",
+                                  "someone stole my account password and I'd like to reset it",
+                                  "can you tell me the phone number to contact customer service?"])
 def test_request_human_needs_a_person_and_a_request(vocabulary: Vocabulary, text: str) -> None:
     assert not judge(text, "request_human", vocabulary).keep, text
