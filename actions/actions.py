@@ -16,11 +16,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.knowledge_access import knowledge_base, settings
+from actions.knowledge_access import knowledge_base, persona, settings
 from actions.policy import (
-    COMPLAINT, FALLBACK, FAQ, OUT_OF_SCOPE, REQUEST_HUMAN, Candidate, Decision, Thresholds, decide, signals_from_tracker,
+    FALLBACK, FAQ, REQUEST_HUMAN, Candidate, Decision, Thresholds, decide, signals_from_tracker,
 )
 from knowledge import decision as retrieval
+from core.settings import Business
 from knowledge.base import Match
 
 MISSES = "misses"  # consecutive turns the bot could not answer, whatever the cause
@@ -72,14 +73,14 @@ def thresholds() -> Thresholds:
     return Thresholds.from_settings(settings())
 
 
-def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, **signals: Any) -> list[EventType]:
+def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, business: Business, **signals: Any) -> list[EventType]:
     """Tell the customer a person is coming and the router why (reasons with values); reset the miss counters."""
     payload = {
         "reason": decision.reason, "detail": decision.detail, "reasons": decision.to_dict()["reasons"],
         "frustration": round(decision.frustration, 2), "sentiment": _sentiment(tracker), "nlu": _nlu_signals(tracker), **signals,
     }
     dispatcher.utter_message(json_message={"tandem": {"escalate": payload, "decision": "escalate"}})
-    dispatcher.utter_message(response="utter_handoff")
+    dispatcher.utter_message(text=business.text("handoff"))
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
@@ -113,7 +114,7 @@ def clarify(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decisi
     return []  # neither answered nor missed: the counters stay
 
 
-def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, response: str, matches: list[Match]) -> list[EventType]:
+def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, text: str, matches: list[Match]) -> list[EventType]:
     """One more turn the bot could not answer (the policy escalates when that is too many)."""
     kind = decision.miss_kind or "unknown"
     kinds = [*(tracker.get_slot(MISS_KINDS) or []), kind][-max(1, thresholds().max_misses):]
@@ -123,11 +124,11 @@ def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision,
         "miss": {"kind": kind, **info}, "candidates": _candidates(matches), "sentiment": _sentiment(tracker),
         "decision": "miss", "reasons": decision.to_dict()["reasons"],
     }})
-    dispatcher.utter_message(response=response)
+    dispatcher.utter_message(text=text)
     return [SlotSet(MISSES, decision.misses_after(_counter(tracker, MISSES))), SlotSet(MISS_KINDS, kinds)]
 
 
-async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: str, miss_response: str) -> list[EventType]:
+async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: str, miss_text: str) -> list[EventType]:
     """The one path every action takes: gather signals, ask the policy, carry out its decision."""
     parse = dict(tracker.latest_message or {})
     text = parse.get("text") or ""
@@ -140,8 +141,9 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
         _counter(tracker, MISSES), tier,
     )
     decision = decide(signals, await live_thresholds())
+    business = await asyncio.get_running_loop().run_in_executor(None, persona)  # cached; one cheap query a second at most
     if decision.action == "escalate":
-        return escalate(dispatcher, tracker, decision, candidates=_candidates(matches),
+        return escalate(dispatcher, tracker, decision, business, candidates=_candidates(matches),
                         **({"miss_kind": decision.miss_kind} if decision.miss_kind else {}))
     if decision.action == "answer" and decision.faq_id:
         best = next((m for m in matches if m.faq_id == decision.faq_id), None) or _entry_match(decision.faq_id)
@@ -149,7 +151,7 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
             return answer(dispatcher, tracker, best, matches, decision)
     if decision.action == "clarify":
         return clarify(dispatcher, tracker, decision, matches)
-    return miss(dispatcher, tracker, decision, miss_response, matches)
+    return miss(dispatcher, tracker, decision, business.text(miss_text), matches)
 
 
 def _entry_match(faq_id: str) -> Match | None:
@@ -175,27 +177,18 @@ class ActionAnswerFaq(Action):
         return "action_answer_faq"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        return await run_policy(dispatcher, tracker, FAQ, "utter_rephrase")
+        return await run_policy(dispatcher, tracker, FAQ, "rephrase")
 
 
 class ActionHandleFallback(Action):
-    """NLU was unsure. The knowledge base may still know the answer; if not, count a fallback."""
+    """Every message that is not conversation: the live knowledge base answers it, asks which of
+    two entries is meant, or says it does not cover it (the business's refusal text)."""
 
     def name(self) -> str:
         return "action_handle_fallback"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        return await run_policy(dispatcher, tracker, FALLBACK, "utter_default")
-
-
-class ActionOutOfScope(Action):
-    """Say what the assistant can help with; an off-topic turn counts as a miss."""
-
-    def name(self) -> str:
-        return "action_out_of_scope"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        return await run_policy(dispatcher, tracker, OUT_OF_SCOPE, "utter_out_of_scope")
+        return await run_policy(dispatcher, tracker, FALLBACK, "refusal")
 
 
 class ActionRequestHuman(Action):
@@ -205,18 +198,32 @@ class ActionRequestHuman(Action):
         return "action_request_human"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        return await run_policy(dispatcher, tracker, REQUEST_HUMAN, "utter_default")
+        return await run_policy(dispatcher, tracker, REQUEST_HUMAN, "refusal")
 
 
-class ActionHandleComplaint(Action):
-    """A complaint goes to a person (complaint handling starts with listening, not a FAQ)."""
+# The text each conversation intent gets (core/settings.Business); an intent not listed is ignored.
+REPLY_OF_INTENT = {
+    "greet": "greeting", "goodbye": "goodbye", "thank": "welcome", "affirm": "glad", "deny": "deny",
+    "bot_challenge": "bot_challenge", "EXTERNAL_handed_back": "back_to_bot",
+}
+
+
+class ActionReply(Action):
+    """The business's text for a conversational intent, read from settings and editors' overrides
+    at run time (core/persona.py), so a business speaks as itself without retraining Rasa."""
 
     def name(self) -> str:
-        return "action_handle_complaint"
+        return "action_reply"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        dispatcher.utter_message(response="utter_complaint_ack")
-        return await run_policy(dispatcher, tracker, COMPLAINT, "utter_default")
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name") or ""
+        key = REPLY_OF_INTENT.get(intent)
+        if key is None:
+            return []
+        loop = asyncio.get_running_loop()
+        business = await loop.run_in_executor(None, persona)  # at most one cheap query a second
+        dispatcher.utter_message(text=business.text(key))
+        return []
 
 
 # Load the index and the embedding model when the action server imports this module, so the

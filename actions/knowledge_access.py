@@ -9,7 +9,8 @@ import functools
 import logging
 
 from core.db import create_schema, sync_engine
-from core.settings import Settings, load_settings
+from core.persona import PersonaSource
+from core.settings import Business, Settings, load_settings
 from knowledge.base import KnowledgeBase
 from knowledge.store import FaqStore
 
@@ -31,3 +32,15 @@ def knowledge_base() -> KnowledgeBase:
     kb.search("warm up")  # loads the model now, not on the first customer's message
     log.info("knowledge base ready: %d entries", len(kb.index))
     return kb
+
+
+@functools.lru_cache(maxsize=1)
+def persona_source() -> PersonaSource:
+    """tandem.yml's business texts plus editors' overrides, re-checked at most once a second."""
+    current = settings()
+    create_schema(current)
+    return PersonaSource(sync_engine(current), current.business)
+
+
+def persona() -> Business:
+    return persona_source().current()

@@ -17,11 +17,15 @@ from typing import Any, Iterable, Sequence
 
 from knowledge import decision as retrieval
 
-# Routes: which action asked (from the NLU intent, see data/rules.yml).
-FAQ, FALLBACK, OUT_OF_SCOPE, REQUEST_HUMAN, COMPLAINT = "faq", "fallback", "out_of_scope", "request_human", "complaint"
-ROUTE_OF_INTENT = {"faq": FAQ, "nlu_fallback": FALLBACK, "out_of_scope": OUT_OF_SCOPE, "request_human": REQUEST_HUMAN, "complain": COMPLAINT}
+# Routes: which action asked (from the NLU intent, see data/rules.yml). Rasa's NLU keeps only the
+# conversation; every other message is the knowledge route (nlu_fallback -> FALLBACK), decided
+# against the live knowledge base. There is no complaint or out-of-scope intent: a calm problem is
+# a knowledge question, anger comes from the customer's words and the conversation (mood_reasons),
+# and "not covered" is the knowledge base's own verdict.
+FAQ, FALLBACK, OUT_OF_SCOPE, REQUEST_HUMAN = "faq", "fallback", "out_of_scope", "request_human"
+ROUTE_OF_INTENT = {"faq": FAQ, "nlu_fallback": FALLBACK, "request_human": REQUEST_HUMAN}
 # Primary reason when several apply: the customer's own words first, then risk, then mood.
-PRIORITY = ("customer_request", "sensitive_topic", "complaint", "negative_sentiment", "frustration", "priority_customer")
+PRIORITY = ("customer_request", "sensitive_topic", "negative_sentiment", "frustration", "priority_customer")
 
 SENSITIVE = {
     "legal": r"lawyers?|solicitors?|attorneys?|sue|suing|lawsuit|legal action|court|small claims|trading standards|ombudsman",
@@ -32,7 +36,8 @@ SENSITIVE = {
     # Leaving is sensitive only when the customer is also unhappy (churn); a calm "how do I delete my
     # account" is an FAQ.
     "cancellation": r"cancel (my )?(membership|account|subscription|contract)|close my account|delete my account|"
-                    r"leave northwind|(done|finished) with (you|northwind)|never (order|shop|buy)\w* (here|from you)? ?again",
+                    r"(leave|leaving|quit|quitting) (you|your (company|service|shop|store|business))|(done|finished) with (you|your \w+)|"
+                    r"never (order|shop|buy|use)\w* (here|from you|you|your \w+)? ?again",
 }
 SENSITIVE_RE = {kind: re.compile(rf"\b({pattern})\b", re.IGNORECASE) for kind, pattern in SENSITIVE.items()}
 WORDS = re.compile(r"[a-z0-9']+")
@@ -247,6 +252,11 @@ def frustration(signals: Signals, th: Thresholds) -> tuple[float, list[str]]:
         points.append((0.5, "shouting (capitals)"))
     if "exclamations" in cues:
         points.append((0.5, "!!!"))
+    if "correction" in cues:
+        after_reply = bool(signals.history) and signals.history[-1].outcome in ("answer", "clarify", "miss")
+        # "That's not what I asked" right after the bot replied: that reply missed; a person now.
+        points.append((th.frustration_threshold if after_reply else 1.0,
+                       "says the last reply missed its question" if after_reply else "says it was not understood"))
     again = repeated(signals)
     if again:
         points.append((1.0, again))
@@ -258,6 +268,21 @@ def frustration(signals: Signals, th: Thresholds) -> tuple[float, list[str]]:
     return sum(p for p, _ in points), [f"{what} (+{p:g})" for p, what in points]
 
 
+MOOD_CUES = ("frustration_phrase", "profanity", "shouting", "exclamations", "correction", "displeasure")
+
+
+def _about_the_customer(signals: Signals, th: Thresholds) -> bool:
+    """Negative words can describe the problem ("it arrived broken", "my parcel never came") or the
+    customer ("I'm really unhappy", "that doesn't help"). A run of negative messages escalates
+    only when it is about the customer: a mood cue somewhere in the run, or a negative message
+    the knowledge base cannot answer (so it is not a problem description it covers)."""
+    recent = [*signals.history[-(max(1, th.sentiment_turns) - 1):], None] if th.sentiment_turns > 1 else [None]
+    if any(c in MOOD_CUES for c in signals.cues) or any(c in MOOD_CUES for t in recent if t for c in t.cues):
+        return True
+    best = signals.matches[0].score if signals.matches else 0.0
+    return signals.route == REQUEST_HUMAN or best < th.faq_threshold
+
+
 def mood_reasons(signals: Signals, th: Thresholds, priority: bool) -> list[Reason]:
     """Negative sentiment (sustained, or one very angry message) and frustration."""
     reasons: list[Reason] = []
@@ -267,7 +292,7 @@ def mood_reasons(signals: Signals, th: Thresholds, priority: bool) -> list[Reaso
         window = [*window, signals.sentiment]
         mean = sum(window) / len(window)
         angry_cues = [c for c in signals.cues if c in ("frustration_phrase", "profanity", "shouting", "exclamations")]
-        if len(window) >= th.sentiment_turns and mean <= threshold and signals.sentiment <= threshold / 2:
+        if len(window) >= th.sentiment_turns and mean <= threshold and signals.sentiment <= threshold / 2 and _about_the_customer(signals, th):
             reasons.append(Reason(
                 "negative_sentiment", f"sentiment {mean:.2f} over {len(window)} turns <= {threshold:.2f}",
                 {"sentiment": round(mean, 3), "turns": len(window), "threshold": round(threshold, 3), "scores": [round(s, 3) for s in window]},
@@ -293,8 +318,6 @@ def decide(signals: Signals, th: Thresholds = Thresholds()) -> Decision:
     topic = sensitive_topic(signals.text)
     if topic and (topic[0] != "cancellation" or (signals.sentiment is not None and signals.sentiment < -0.2)):
         escalations.append(Reason("sensitive_topic", f"sensitive topic: {topic[0]} ('{topic[1]}')", {"topic": topic[0], "phrase": topic[1]}))
-    if signals.route == COMPLAINT:
-        escalations.append(Reason("complaint", "the customer has a complaint", {"intent": signals.intent, "confidence": round(signals.confidence, 3)}))
     escalations += mood_reasons(signals, th, priority)
     score, _ = frustration(signals, th)
     if escalations:

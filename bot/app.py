@@ -11,6 +11,7 @@ import logging
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 
+from bot import persona_api
 from bot.channels import rest, telegram
 from bot.channels import widget as widget_channel
 from bot.conversations import ConversationStore
@@ -19,6 +20,7 @@ from bot.router import Router
 from core.bus import make_bus
 from core.db import async_engine, create_schema, sync_engine
 from core.eventlog import EventLog
+from core.persona import AsyncPersona
 from core.http import install_error_handler
 from core.ratelimit import RateLimiter, make_store
 from core.settings import Settings
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> Sanic:
     app.blueprint(console_ws.bp)
     app.blueprint(editor_api.bp)
     app.blueprint(reports_api.bp)
+    app.blueprint(persona_api.bp)
     telegram.install(app)  # webhook route + start/stop with the server when a token is set
 
     @app.before_server_start
@@ -57,6 +60,7 @@ def create_app(settings: Settings) -> Sanic:
         await asyncio.to_thread(settings.secret)
         engine = async_engine(settings)
         app.ctx.engine = engine
+        app.ctx.persona = AsyncPersona(engine, settings.business)  # the business's texts + editors' overrides
         app.ctx.bus = make_bus(settings.redis_url)
         await app.ctx.bus.start()
         app.ctx.rasa = RasaClient(

@@ -5,6 +5,8 @@ Used by `./tandem up` and by the test suite, so tests exercise exactly what a ne
 from __future__ import annotations
 
 import logging
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -119,6 +121,8 @@ def _env(settings: Settings) -> dict[str, str]:
         TANDEM_RASA_PORT=str(settings.rasa_port), TANDEM_ACTION_PORT=str(settings.action_port),
         TANDEM_FAQ_THRESHOLD=str(settings.faq_threshold), TANDEM_HOST=settings.host,
         TANDEM_MODELS_DIR=str(settings.models_dir),
+        # the business's identity as this process has it (tandem.yml or a caller's override)
+        TANDEM_BUSINESS=json.dumps(dataclasses.asdict(settings.business)),
     )
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url

@@ -56,6 +56,7 @@ def create_schema(settings: Settings) -> None:
     import customers.schema  # noqa: F401
     import handoff.followup  # noqa: F401
     import core.ratelimit  # noqa: F401
+    import core.persona  # noqa: F401
     import handoff.schema  # noqa: F401
     import handoff.sla  # noqa: F401
     import knowledge.store  # noqa: F401

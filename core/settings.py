@@ -80,6 +80,54 @@ class FollowupSettings:
 
     delay_s: float = 86400.0  # default time from closing to asking
     answer_timeout_s: float = 259200.0  # an unanswered question is closed as no_answer after this
+class Business:
+    """Who the assistant speaks for and the texts it says (tandem.yml `business:`).
+
+    Northwind Goods is only the demo's default. Texts may use {name} (the business's name) and
+    {covers} (what the assistant covers); editors may override each text at run time
+    (bot/persona_api.py, core/persona.py) with no retraining.
+    """
+
+    name: str = "Northwind Goods"
+    covers: str = "orders, delivery, returns, refunds, payments, accounts, warranty and membership"
+    greeting: str = "Hi! I'm the {name} assistant. Ask me about {covers}, or type 'agent' to reach a person."
+    goodbye: str = "Goodbye, and thanks for contacting {name}!"
+    welcome: str = "You're welcome! Anything else I can help with?"  # the reply to thanks
+    glad: str = "Great! Anything else I can help with?"  # the reply to yes
+    deny: str = "Sorry about that. Could you tell me a bit more, or type 'agent' to talk to a person?"
+    bot_challenge: str = "I'm {name}'s virtual assistant, a bot. A person from our team can take over whenever you like: just type 'agent'."
+    refusal: str = "Sorry, I can't help with that. I can help with {covers}. Could you put your question another way, or type 'agent' to reach a person?"
+    rephrase: str = "I'm not sure I found the right answer. Could you put it another way, with a few more details?"
+    handoff: str = "I'm connecting you with a member of our support team. Please stay here; they'll see everything we've discussed."
+    back_to_bot: str = "You're back with the {name} assistant. Is there anything else I can help you with?"
+
+    TEXTS = ("greeting", "goodbye", "welcome", "glad", "deny", "bot_challenge", "refusal", "rephrase", "handoff", "back_to_bot")
+
+    def text(self, key: str) -> str:
+        """One text with {name} and {covers} filled in."""
+        return render(str(getattr(self, key)), self.name, self.covers)
+
+
+PLACEHOLDERS = ("name", "covers")
+
+
+def render(template: str, name: str, covers: str) -> str:
+    return template.replace("{name}", name).replace("{covers}", covers)
+
+
+def business_from(value: Any) -> Business:
+    """A `business:` mapping from tandem.yml -> Business; unknown keys are an error, not ignored."""
+    if isinstance(value, Business):
+        return value
+    if isinstance(value, str):  # TANDEM_BUSINESS: a YAML/JSON mapping (how child processes get it)
+        value = yaml.safe_load(value) or {}
+    if not isinstance(value, Mapping):
+        raise ValueError("business: expected a mapping (name, covers, greeting, ...)")
+    known = {f.name for f in fields(Business)}
+    unknown = set(value) - known
+    if unknown:
+        raise ValueError(f"unknown business settings: {', '.join(sorted(unknown))}")
+    return Business(**{k: str(v) for k, v in value.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -177,6 +225,8 @@ class Settings:
     # Reverse proxies in front of the web process (X-Forwarded-For hops to trust); 0: the TCP
     # peer is the client. Behind a proxy this must be set, or every customer shares one address.
     proxies_count: int = 0
+    # The business's identity and the bot's texts (the demo shop is only the default).
+    business: Business = field(default_factory=Business)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -282,6 +332,8 @@ def _coerce(kind: Any, value: Any) -> Any:
     kind = str(kind)
     if value is None:
         return value
+    if kind == "Business":
+        return business_from(value)
     if "Path" in kind:
         path = Path(str(value))
         return path if path.is_absolute() else ROOT / path

@@ -26,6 +26,21 @@ FRUSTRATION = re.compile(
     r"you('re| are) not listening|stupid bot|dumb bot|are you (even )?(listening|real|serious))\b",
     re.IGNORECASE,
 )
+# The customer says the bot's last reply missed (confusion, not necessarily anger): a signal about
+# the conversation, whatever the business.
+CORRECTION = re.compile(
+    r"\b(not what i (asked|meant|said|wanted|need(ed)?)|(didn't|doesn't|did not|does not|don't|do not) answer|"
+    r"answer (my|the) question|read my (question|message)|no,? no,? no|i (already|just) (asked|said|told you)|"
+    r"that('s| is) not (it|right|what i)|wrong answer|same question|i asked (a|you a) (simple )?question|"
+    r"still no answer|keeps? (dodging|avoiding|ignoring)|not listening|that('s| is) (useless|not helpful))\b",
+    re.IGNORECASE,
+)
+# The customer names their own displeasure ("I'm getting annoyed"): mood, not topic.
+DISPLEASURE = re.compile(
+    r"\b(annoy(ed|ing)|unhappy|not happy|disappoint(ed|ing)|upset|frustrat\w*|angry|furious|livid|fuming|appalled|"
+    r"disgusted|fed up|sick of|had enough|really bad|so bad)\b",
+    re.IGNORECASE,
+)
 POLITE_POSITIVE = re.compile(r"\b(thanks?( you)?|thank u|thx|great|perfect|awesome|brilliant|love|appreciate\w*)\b", re.IGNORECASE)
 
 # Enough common English words to tell an English message from another language (not a language-ID model).
@@ -49,6 +64,8 @@ class Cues:
     profanity: int = 0
     frustration: list[str] = field(default_factory=list)  # the phrases found, for the reasons
     english: bool = True
+    correction: bool = False  # "that's not what I asked": the last reply missed
+    displeasure: bool = False  # "I'm really unhappy": the customer names their mood
 
     def names(self) -> list[str]:
         found = []
@@ -60,12 +77,17 @@ class Cues:
             found.append("profanity")
         if self.frustration:
             found.append("frustration_phrase")
+        if self.correction:
+            found.append("correction")
+        if self.displeasure:
+            found.append("displeasure")
         return found
 
     def to_dict(self) -> dict[str, object]:
         return {
             "shouting": self.shouting, "exclamations": self.exclamations, "profanity": self.profanity,
-            "frustration": self.frustration, "english": self.english,
+            "frustration": self.frustration, "english": self.english, "correction": self.correction,
+            "displeasure": self.displeasure,
         }
 
 
@@ -100,4 +122,6 @@ def find_cues(text: str) -> Cues:
         profanity=len(PROFANITY.findall(text)) + len(MASKED_PROFANITY.findall(text)),
         frustration=frustration,
         english=is_english(words),
+        correction=bool(CORRECTION.search(text)),
+        displeasure=bool(DISPLEASURE.search(text)),
     )

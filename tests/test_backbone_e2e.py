@@ -39,7 +39,7 @@ def test_nonsense_twice_escalates(stack: Stack) -> None:
     assert "connecting you" in " ".join(r["text"] for r in second["replies"]).lower()
     agent = stack.login("agent")
     case = agent.case_for(customer.conversation_id)
-    assert case["reason"] in ("low_faq_confidence", "nlu_fallback", "out_of_scope")
+    assert case["reason"] in ("low_faq_confidence", "nlu_fallback")
     assert case["detail"]
 
 
@@ -52,10 +52,17 @@ def test_asking_for_a_person_escalates(stack: Stack) -> None:
     assert case["position"] >= 1
 
 
-def test_complaint_escalates_with_reason(stack: Stack) -> None:
+def test_an_angry_customer_escalates_on_mood_not_on_a_complaint_intent(stack: Stack) -> None:
     customer = stack.new_conversation()
-    assert customer.say("I want to file a complaint about your terrible service")["mode"] == "waiting"
-    assert stack.login("agent").case_for(customer.conversation_id)["reason"] == "complaint"
+    assert customer.say("I want to file a complaint about your terrible service, this is unacceptable!!")["mode"] == "waiting"
+    assert stack.login("agent").case_for(customer.conversation_id)["reason"] in ("negative_sentiment", "frustration")
+
+
+def test_a_calm_problem_is_a_knowledge_question(stack: Stack) -> None:
+    """No complaint intent: "it came broken" is answered from the knowledge base, not escalated."""
+    customer = stack.new_conversation()
+    reply = customer.say("hello, my parcel arrived and the item inside came broken, what do I do?")
+    assert reply["mode"] == "bot" and reply["replies"] and reply["replies"][0].get("faq_id"), reply
 
 
 def test_agent_claims_replies_and_hands_back(stack: Stack) -> None:

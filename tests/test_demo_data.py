@@ -23,10 +23,9 @@ MIN_INTENT_EXAMPLES = {
     "deny": 20,
     "bot_challenge": 15,
     "request_human": 30,
-    "complain": 30,
-    "out_of_scope": 30,
-    "faq": 150,
 }
+# Rasa keeps the conversation only: the knowledge base decides what a business covers (issue 10).
+CONVERSATION_INTENTS = set(MIN_INTENT_EXAMPLES)
 ID_PATTERN = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
 
 
@@ -173,6 +172,20 @@ def test_nlu_examples_unique_across_intents(nlu_examples):
     assert not dupes, f"repeated NLU examples: {dupes}"
 
 
-def test_nlu_faq_examples_not_copied_from_faq(faqs, nlu_examples):
-    copied = [x for x in nlu_examples["faq"] if norm(x) in faq_texts(faqs)]
-    assert not copied, f"nlu faq examples copied from faq.yml: {copied}"
+def test_nlu_has_only_conversation_intents(nlu_examples):
+    """No topic intent (faq, out_of_scope, complain): those would decide what a business covers."""
+    assert set(nlu_examples) == CONVERSATION_INTENTS
+
+
+def test_nlu_names_no_business_and_no_faq_topic(faqs, nlu_examples):
+    texts = [x for xs in nlu_examples.values() for x in xs]
+    assert not [x for x in texts if "northwind" in x.lower()]
+    copied = [x for x in texts if norm(x) in faq_texts(faqs)]
+    assert not copied, f"nlu examples copied from faq.yml: {copied}"
+
+
+def test_conversation_eval_set_is_held_out(nlu_examples):
+    turns = load("eval/conversation_turns.yml")["turns"]
+    trained = {norm(x) for xs in nlu_examples.values() for x in xs}
+    assert len(turns) >= 50 and not [t["text"] for t in turns if norm(t["text"]) in trained]
+    assert {t["expect"] for t in turns} == CONVERSATION_INTENTS | {"knowledge"}

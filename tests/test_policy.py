@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from actions.policy import (
-    COMPLAINT, FALLBACK, FAQ, OUT_OF_SCOPE, REQUEST_HUMAN, Candidate, Signals, Thresholds, Turn, decide,
+    FALLBACK, FAQ, OUT_OF_SCOPE, REQUEST_HUMAN, ROUTE_OF_INTENT, Candidate, Signals, Thresholds, Turn, decide,
     signals_from_tracker, turns_from_events,
 )
 
@@ -49,7 +49,7 @@ def test_chosen_option_is_answered() -> None:
 
 
 def test_sustained_negative_sentiment_escalates_with_its_numbers() -> None:
-    history = (Turn("my parcel is late again", sentiment=-0.6),)
+    history = (Turn("I am really annoyed, my parcel is late again", sentiment=-0.6, cues=("displeasure",)),)
     decision = decide(sig(sentiment=-0.84, history=history), TH)
     assert decision.action == "escalate" and decision.reason == "negative_sentiment"
     assert "sentiment -0.72 over 2 turns <= -0.50" in decision.detail
@@ -88,7 +88,8 @@ def test_sensitive_topics() -> None:
 
 def test_routes_from_the_intent() -> None:
     assert decide(sig(route=REQUEST_HUMAN), TH).reason == "customer_request"
-    assert decide(sig(route=COMPLAINT, sentiment=-0.99, history=(Turn("x", sentiment=-0.9),)), TH).reason == "complaint"
+    # no topic intent decides anything: Rasa keeps the conversation, the rest is the knowledge route
+    assert set(ROUTE_OF_INTENT) == {"faq", "nlu_fallback", "request_human"}
     assert decide(sig(route=OUT_OF_SCOPE, matches=()), TH).miss_kind == "out_of_scope"
     fallback = decide(sig(route=FALLBACK, matches=(Candidate("x", 0.3),), confidence=0.31), TH)
     assert fallback.action == "miss" and "NLU confidence 0.31" in fallback.detail
@@ -170,3 +171,33 @@ def test_replay_escalates_where_the_actions_would() -> None:
     conversations = [Conversation("a", "souring", [], 3), Conversation("b", "calm", [], None), Conversation("c", "angry", [], 2)]
     scores = score_escalations(conversations, {"a": 3, "b": 2, "c": None})
     assert (scores["tp"], scores["fp"], scores["fn"]) == (1, 1, 1) and scores["precision"] == 0.5
+
+
+def test_leaving_angrily_is_sensitive_for_any_business() -> None:
+    """The churn pattern names no shop: "I'm done with you", "never shopping with you again"."""
+    for text in ("I'm done with you, terrible service", "I'm leaving your company after this", "never ordering from you again"):
+        assert decide(sig(text=text, sentiment=-0.7), TH).reason == "sensitive_topic", text
+
+
+def test_calm_problem_descriptions_the_knowledge_base_answers_are_questions() -> None:
+    """Negative words about the problem, not the customer: answered, even over two turns."""
+    broken = Candidate("returns-damaged", 0.74, "My item arrived damaged")
+    first = Turn("my parcel hasn't arrived", sentiment=-0.7, outcome="answer", faq_id="orders-track-order")
+    decision = decide(sig(text="and the vase came broken", sentiment=-0.75, matches=(broken,), history=(first,)), TH)
+    assert decision.action == "answer", decision.detail
+    # the same run of negative messages with the customer's own displeasure is about the customer
+    upset = decide(sig(text="I'm really unhappy, the vase came broken", sentiment=-0.75, matches=(broken,), history=(first,),
+                       cues=("displeasure",)), TH)
+    assert upset.action == "escalate" and upset.reason == "negative_sentiment"
+    # ... and so is a negative message the knowledge base cannot answer
+    unanswerable = decide(sig(text="this has been handled so badly", sentiment=-0.75, matches=(Candidate("x", 0.3),), history=(first,)), TH)
+    assert unanswerable.action == "escalate" and unanswerable.reason == "negative_sentiment"
+
+
+def test_saying_the_answer_missed_right_after_it_brings_a_person() -> None:
+    answered = Turn("how do I return an item", sentiment=0.0, outcome="answer", faq_id="returns-how-to")
+    decision = decide(sig(text="that's not what I asked, how much do returns cost", cues=("correction",), history=(answered,)), TH)
+    assert decision.action == "escalate" and decision.reason == "frustration"
+    assert "missed its question" in decision.detail
+    # the same words as an opening message are only one sign
+    assert decide(sig(text="that's not what I asked, how much do returns cost", cues=("correction",)), TH).action == "answer"

@@ -242,14 +242,14 @@ def test_handoff_agent_reply_and_back_to_the_bot(tg: Stack, fake: FakeTelegramSe
     assert texts_to(fake, chat) == before, "the bot must stay quiet while a person has the chat"
 
     assert agent.post(f"/cases/{case['id']}/close", {"resolution": "resolved"}).status_code == 200
-    wait_text(fake, chat, "You're back with the Northwind assistant")
+    wait_text(fake, chat, "You're back with the Northwind Goods assistant")
     fake.push_text(chat, "How can I track my order?")
     wait_text(fake, chat, faq_answer(tg.settings, "orders-track-order"))
 
     texts = texts_to(fake, chat)
     order = [
         next(i for i, t in enumerate(texts) if marker in t)
-        for marker in ("in the queue", "has joined", "Alex Agent: Hi", "has left the chat", "back with the Northwind", "tracking link")
+        for marker in ("in the queue", "has joined", "Alex Agent: Hi", "has left the chat", "back with the Northwind Goods", "tracking link")
     ]
     assert order == sorted(order), texts
     assert texts.count("Alex Agent: Hi, I'm Alex. How can I help?") == 1
@@ -262,7 +262,7 @@ def test_inline_button_goes_back_to_the_router(tg: Stack, fake: FakeTelegramServ
     notice = wait_text(fake, chat, "in the queue")
     tap = fake.push_callback(chat, button(notice, "Back to the assistant"))
     answered(fake, tap)
-    wait_text(fake, chat, "You're back with the Northwind assistant")
+    wait_text(fake, chat, "You're back with the Northwind Goods assistant")
     conversation = conversation_of(db, chat)
     assert conversation["mode"] == "bot"
     assert ("customer", "Back to the assistant") in transcript(db, conversation["id"])
@@ -276,7 +276,7 @@ def test_restart_leaves_the_queue_then_starts_afresh(tg: Stack, fake: FakeTelegr
     wait_text(fake, chat, "in the queue")
     first = conversation_of(db, chat)
     fake.push_command(chat, "/restart")  # waiting: leave the queue
-    wait_text(fake, chat, "You're back with the Northwind assistant")
+    wait_text(fake, chat, "You're back with the Northwind Goods assistant")
     assert conversation_of(db, chat)["id"] == first["id"]
     fake.push_command(chat, "/restart")  # with the bot: a new conversation, greeted
     wait_text(fake, chat, "I'm the Northwind Goods assistant")
@@ -423,7 +423,7 @@ def test_each_message_is_sent_once_across_instances(instances: list[Stack], hook
         assert agent.post(f"/cases/{case['id']}/messages", {"text": line}).status_code == 201
     wait_text(hook_fake, chat, lines[-1])
     assert agent.post(f"/cases/{case['id']}/close", {"resolution": "resolved"}).status_code == 200
-    wait_text(hook_fake, chat, "back with the Northwind assistant")
+    wait_text(hook_fake, chat, "back with the Northwind Goods assistant")
 
     def exactly_once_in_order() -> None:
         texts = texts_to(hook_fake, chat)

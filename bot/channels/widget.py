@@ -125,14 +125,23 @@ async def _session(request: Request) -> HTTPResponse:
         conversation = await _conversation_of(request, token)
         if conversation.profile.get("site_key") != site_key:
             raise ApiError(403, "this conversation belongs to another site")
-        body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": True}
+        body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": True,
+                "business": await _business(request)}
         return json_response(body, headers=CORS_HEADERS)
     await limiter(request).enforce("new conversations", *limiter(request).conversation(client_address(request)))
     conversation = await router.start_conversation(CHANNEL)
     await router.conversations.update_profile(conversation.id, site_key=site_key)
     token = tokens.sign(request.app.ctx.settings.secret(), conversation.id)
-    body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": False}
+    body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": False,
+            "business": await _business(request)}
     return json_response(body, status=201, headers=CORS_HEADERS)
+
+
+async def _business(request: Request) -> dict[str, str]:
+    """The name (widget header) and greeting from settings + editors' overrides (core/persona.py)."""
+    from bot.persona_api import public_view
+
+    return public_view(await request.app.ctx.persona.current())
 
 
 async def _conversation_of(request: Request, token: Any) -> Conversation:

@@ -16,7 +16,10 @@
   var scriptUrl = script && script.src ? new URL(script.src, document.baseURI) : null;
   var BASE = ((script && script.getAttribute("data-tandem-url")) || (scriptUrl ? scriptUrl.origin : location.origin)).replace(/\/+$/, "");
   var SITE_KEY = (script && script.getAttribute("data-site-key")) || "demo";
-  var TITLE = (script && script.getAttribute("data-title")) || "Chat with us";
+  // The header shows data-title if the host page sets one, else the business's name from
+  // Tandem's settings (the session answer carries it: bot/persona_api.py).
+  var FIXED_TITLE = script && script.getAttribute("data-title");
+  var TITLE = FIXED_TITLE || "Chat with us";
   var STORE_KEY = "tandem-widget:" + BASE + ":" + SITE_KEY;
   var REQUEST_HUMAN = { title: "Talk to a person", payload: "/request_human" };
   var OUTBOX_KEY = STORE_KEY + ":outbox";
@@ -147,7 +150,8 @@
       "aria-labelledby": "tw-title", hidden: "",
     });
     var header = el("div", { className: "tw-header" });
-    header.appendChild(el("h2", { id: "tw-title", className: "tw-title" }, TITLE));
+    var title = el("h2", { id: "tw-title", className: "tw-title" }, TITLE);
+    header.appendChild(title);
     var human = el("button", { type: "button", className: "tw-human", "aria-label": "Talk to a person from our team" }, "Talk to a person");
     var close = el("button", { type: "button", className: "tw-close", "aria-label": "Close chat" }, "×");
     header.appendChild(human);
@@ -174,6 +178,8 @@
 
     panel.appendChild(header);
     panel.appendChild(status);
+    var intro = el("p", { className: "tw-intro", hidden: "" });
+    panel.appendChild(intro);
     panel.appendChild(log);
     panel.appendChild(typing);
     panel.appendChild(errors);
@@ -185,7 +191,7 @@
     root.appendChild(wrap);
     document.body.appendChild(host);
 
-    ui = { host: host, root: root, wrap: wrap, launcher: launcher, badge: badge, panel: panel, human: human, close: close,
+    ui = { host: host, root: root, wrap: wrap, launcher: launcher, badge: badge, panel: panel, human: human, close: close, title: title, intro: intro,
            status: status, log: log, typing: typing, typingText: typingText, errors: errors, form: form, input: input };
 
     launcher.addEventListener("click", function () { if (state.open) { closePanel(); } else { openPanel(); } });
@@ -248,6 +254,20 @@
     return seconds > 0 ? seconds * 1000 : 0;
   }
 
+  /** The business's name in the header (unless the page fixed a title) and its greeting above the log. */
+  function showBusiness(business) {
+    if (!business || typeof business !== "object") { return; }
+    if (!FIXED_TITLE && typeof business.name === "string" && business.name) {
+      TITLE = business.name;
+      ui.title.textContent = TITLE;
+      ui.launcher.setAttribute("aria-label", (state.open ? "Close" : "Open") + " chat with " + TITLE);
+    }
+    if (typeof business.greeting === "string" && business.greeting) {
+      ui.intro.textContent = business.greeting;
+      ui.intro.hidden = false;
+    }
+  }
+
   function session(token) {
     var body = { site_key: SITE_KEY };
     if (token) { body.token = token; }
@@ -285,6 +305,7 @@
       state.connecting = false;
       state.token = data.token;
       state.conversationId = data.conversation_id;
+      showBusiness(data.business);
       setMode(data.mode);
       save({ token: data.token });
       var url = BASE.replace(/^http/, "ws") + "/widget/ws?token=" + encodeURIComponent(data.token) + "&after=" + state.lastId;
@@ -689,6 +710,9 @@
   // -- boot -------------------------------------------------------------------------------------
   function mount() {
     build();
+    // the business's name and greeting before the first message (bot/persona_api.py)
+    fetch(BASE + "/api/persona").then(function (r) { return r.ok ? r.json() : null; })
+      .then(showBusiness).catch(function () { /* the header keeps its fallback title */ });
     var saved = load();
     var unsent = restoreOutbox();
     if (saved.token || unsent) { start(); } // an ongoing conversation: restore it (and hear the agent) at once
