@@ -20,6 +20,7 @@ from core.bus import make_bus
 from core.db import async_engine, create_schema, sync_engine
 from core.eventlog import EventLog
 from core.http import install_error_handler
+from core.security import install_security_headers
 from core.settings import Settings
 from handoff import api as agent_api
 from handoff import console_ws
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> Sanic:
     app.ctx.settings = settings
     app.ctx.log = logging.getLogger("tandem.web")
     install_error_handler(app)
+    install_security_headers(app, widget_channel.STATIC / "demo.html")
     app.blueprint(rest.bp)
     app.blueprint(widget_channel.bp)
     app.blueprint(agent_api.bp)

@@ -16,6 +16,7 @@ from bot.conversations import Conversation, ConversationStore, Message
 from bot.rasa_client import RasaClient, RasaUnavailable
 from core.bus import Bus
 from core.eventlog import EventLog
+from core.http import ApiError, database_unavailable, has_surrogates, unavailable
 from core.settings import Settings
 from handoff.accounts import Account
 from handoff.dispatch import estimate_wait
@@ -53,12 +54,36 @@ class InvalidMessage(ValueError):
     """A customer or agent message that cannot be accepted; the text says why."""
 
 
+class TurnIncomplete(Exception):
+    """The customer's message IS stored, but the turn failed after that (database busy, a bug).
+
+    Channels must tell the customer the truth: kept, so do not send it again.
+    """
+
+    def __init__(self, message: Message, cause: BaseException) -> None:
+        super().__init__(f"message {message.id} stored; the turn failed: {cause!r}")
+        self.message = message
+        self.cause = cause
+
+
+def turn_incomplete_error(exc: TurnIncomplete) -> ApiError:
+    """The HTTP answer for a stored message whose turn failed: 503 + Retry-After if the database
+    was busy, else 500; both say that the message was kept and carry its id."""
+    text = ("your message was saved (no need to send it again), but the reply could not be made "
+            "right now; ask again or check for replies in a few seconds")
+    if database_unavailable(exc.cause):
+        return unavailable(text, saved=True, message_id=exc.message.id)
+    return ApiError(500, text, saved=True, message_id=exc.message.id)
+
+
 def clean_text(text: Any, limit: int) -> str:
     """Accept printable text only: not empty, not binary, not longer than `limit` characters."""
     if not isinstance(text, str):
         raise InvalidMessage("'text' must be a string")
     if "\x00" in text or any(ord(c) < 32 and c not in "\n\r\t" for c in text):
         raise InvalidMessage("message contains binary data")
+    if has_surrogates(text):
+        raise InvalidMessage("message contains invalid Unicode (a lone surrogate)")
     stripped = text.strip()
     if not stripped:
         raise InvalidMessage("message is empty")
@@ -98,12 +123,15 @@ class Router:
     async def _say(self, conversation: Conversation, sender: str, text: str, **data: Any) -> Message:
         """Store first, then publish: a live client may miss a push, never a stored message."""
         message = await self.conversations.add_message(conversation.id, sender, text, **data)
+        await self._publish(conversation, message, sender)
+        return message
+
+    async def _publish(self, conversation: Conversation, message: Message, sender: str) -> None:
         payload = {"type": "message", "channel": conversation.channel, "message": message.to_dict()}
         await self.bus.publish(f"conversation:{conversation.id}", payload)
         await self.bus.publish(f"channel:{conversation.channel}", {**payload, "external_id": conversation.external_id})
         if conversation.mode != "bot" or sender == "agent":
             await self.bus.publish("agents", {**payload, "case_id": conversation.case_id})
-        return message
 
     # -- the customer speaks ---------------------------------------------------------------
     async def customer_message(self, conversation_id: str, text: Any, payload: str | None = None) -> list[Message]:
@@ -112,7 +140,14 @@ class Router:
         if payload is not None and (not isinstance(payload, str) or len(payload) > 500):
             raise InvalidMessage("'payload' must be a short string")
         text = clean_text(text if payload is None else (text or payload), self.settings.max_message_chars)
-        await self._say(conversation, "customer", text)
+        stored = await self.conversations.add_message(conversation.id, "customer", text)
+        try:
+            return await self._after_customer_message(conversation, stored, text, payload)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the truth: the message is kept
+            raise TurnIncomplete(stored, exc) from exc
+
+    async def _after_customer_message(self, conversation: Conversation, stored: Message, text: str, payload: str | None) -> list[Message]:
+        await self._publish(conversation, stored, "customer")
         await self.events.record(conversation.id, "message_in", conversation.channel, length=len(text))
         to_rasa = payload or text
         if conversation.mode == "bot":

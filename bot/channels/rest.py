@@ -13,8 +13,8 @@ from sanic.response import HTTPResponse, json
 
 from bot.channels import tokens
 from bot.conversations import UnknownConversation
-from bot.router import InvalidMessage, Router
-from core.http import ApiError, bearer_token, read_json
+from bot.router import InvalidMessage, Router, TurnIncomplete, turn_incomplete_error
+from core.http import ApiError, bearer_token, database_unavailable, int_arg, read_json, unavailable
 
 bp = Blueprint("rest_channel", url_prefix="/api/conversations")
 
@@ -59,6 +59,12 @@ async def send(request: Request, conversation_id: str) -> HTTPResponse:
         replies = await _router(request).customer_message(conversation_id, data.get("text"), data.get("payload"))
     except InvalidMessage as exc:
         raise ApiError(400, str(exc)) from None
+    except TurnIncomplete as exc:
+        raise turn_incomplete_error(exc) from None
+    except Exception as exc:
+        if database_unavailable(exc):  # the message's own insert failed: say so, truthfully
+            raise unavailable("the database is busy; your message was NOT saved: send it again in a few seconds", saved=False) from None
+        raise
     conversation = await _router(request).conversations.get(conversation_id)
     return json({"replies": [m.to_dict() for m in replies], "mode": conversation.mode})
 
@@ -66,10 +72,7 @@ async def send(request: Request, conversation_id: str) -> HTTPResponse:
 @bp.get("/<conversation_id:str>/messages")
 async def history(request: Request, conversation_id: str) -> HTTPResponse:
     await _authorised(request, conversation_id)
-    try:
-        after = int(request.args.get("after", "0"))
-    except ValueError:
-        raise ApiError(400, "'after' must be an integer message id") from None
+    after = int_arg(request, "after", 0)
     router = _router(request)
     messages = await router.conversations.messages_since(conversation_id, after)
     conversation = await router.conversations.get(conversation_id)

@@ -27,8 +27,8 @@ from websockets.typing import Data
 
 from bot.channels import tokens
 from bot.conversations import Conversation, UnknownConversation
-from bot.router import InvalidMessage, Router
-from core.http import ApiError, error_response, read_json
+from bot.router import InvalidMessage, Router, TurnIncomplete
+from core.http import ApiError, BadJson, database_unavailable, error_response, int_arg, parse_json, read_json
 from core.websocket import receive
 
 log = logging.getLogger(__name__)
@@ -148,12 +148,7 @@ async def authorise_websocket(request: Request) -> None:
     if request.path != "/widget/ws":
         return
     conversation = await _conversation_of(request, request.args.get("token"))
-    try:
-        after = int(request.args.get("after", "0"))
-    except ValueError:
-        raise ApiError(400, "'after' must be an integer message id") from None
-    if after < 0:
-        raise ApiError(400, "'after' must not be negative")
+    after = int_arg(request, "after", 0)
     request.ctx.conversation_id = conversation.id
     request.ctx.after = after
 
@@ -231,7 +226,16 @@ async def _serve_client(request: Request, ws: WebsocketImplProtocol, conversatio
             continue
         except (ConnectionClosed, WebsocketClosed):
             raise
-        except Exception:  # noqa: BLE001 - one bad turn must not cost the customer the connection
+        except TurnIncomplete as exc:  # stored, not answered: say so, so it is not sent twice
+            log.warning("widget conversation %s: %s", conversation_id, exc)
+            await _send(ws, {"type": "error", "error": "your message was saved, but the reply could not be made right now; "
+                             "please ask again in a moment", "saved": True, "message_id": exc.message.id, "ref": ref})
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad turn must not cost the customer the connection
+            if database_unavailable(exc):
+                await _send(ws, {"type": "error", "error": "we are busy: your message was NOT saved; please send it again "
+                                 "in a few seconds", "saved": False, "ref": ref})
+                continue
             log.exception("widget conversation %s: frame failed", conversation_id)
             await _send(ws, {"type": "error", "error": "something went wrong on our side; please try again", "ref": ref})
             continue
@@ -261,9 +265,11 @@ def parse_frame(raw: Data) -> dict[str, Any]:
     if len(raw.encode("utf-8", errors="replace")) > MAX_FRAME_BYTES:
         raise FrameError(f"frame too large (limit {MAX_FRAME_BYTES} bytes)")
     try:
-        frame = json.loads(raw)
+        frame = parse_json(raw)
     except json.JSONDecodeError as exc:
         raise FrameError(f"frame is not valid JSON: {exc.msg}") from None
+    except BadJson as exc:
+        raise FrameError(f"frame refused: {exc}") from None
     if not isinstance(frame, dict):
         raise FrameError("frame must be a JSON object")
     if frame.get("type") not in ("message", "button", "typing", "feedback", "ping"):
@@ -296,7 +302,7 @@ async def _handle(request: Request, conversation_id: str, frame: dict[str, Any])
         return None
     if kind == "feedback":
         message_id, helpful = frame.get("message_id"), frame.get("helpful")
-        if not isinstance(message_id, int) or isinstance(message_id, bool) or not isinstance(helpful, bool):
+        if not isinstance(message_id, int) or isinstance(message_id, bool) or not 0 < message_id < 2**63 or not isinstance(helpful, bool):
             raise FrameError("feedback needs an integer 'message_id' and a boolean 'helpful'")
         await router.feedback(conversation_id, message_id, helpful)
         return {"type": "feedback_recorded", "message_id": message_id, "helpful": helpful}
