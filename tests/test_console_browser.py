@@ -111,7 +111,8 @@ def test_console_requires_login_and_rejects_editors(stack: Stack, browser: Brows
     expect(page.locator("#login-error")).to_contain_text("not an agent or supervisor")
     # The websocket refuses a bad token with a clear error and code 4401.
     result: Any = page.evaluate("""() => new Promise((resolve) => {
-        const ws = new WebSocket(location.origin.replace('http', 'ws') + '/api/agent/ws?token=nope');
+        const ws = new WebSocket(location.origin.replace('http', 'ws') + '/api/agent/ws');
+        ws.onopen = () => ws.send(JSON.stringify({type: 'auth', token: 'nope'}));
         let first = null;
         ws.onmessage = (e) => { first = JSON.parse(e.data); };
         ws.onclose = (e) => resolve({code: e.code, first});

@@ -453,10 +453,10 @@ def test_agent_typing_shows_in_the_chat(instances: list[Stack], hook_fake: FakeT
     agent = instances[0].login("agent")
     case = agent.case_for(conversation_of(pg, chat)["id"])
     assert agent.post(f"/cases/{case['id']}/claim").status_code == 200
-    url = instances[0].settings.web_url.replace("http://", "ws://") + f"/api/agent/ws?token={agent.token}"
+    url = instances[0].settings.web_url.replace("http://", "ws://") + "/api/agent/ws"
 
     async def type_in_console() -> None:
-        async with websockets.connect(url) as ws:
+        async with websockets.connect(url, extra_headers=agent.headers) as ws:
             await ws.send(json.dumps({"type": "typing", "case_id": case["id"], "typing": True}))
             await hook_fake.await_sent(
                 lambda e: e["method"] == "sendChatAction" and e["params"]["chat_id"] == chat and e["params"]["action"] == "typing",
