@@ -396,6 +396,9 @@ def test_webhook_checks_the_secret(instances: list[Stack], hook_fake: FakeTelegr
     assert hook_fake.post_webhook_update(hook_fake.make_text_update(chat, "How can I track my order?"), "wrong") == 401
     refused = instances[1].http.post("/telegram/webhook", json={"update_id": 1})
     assert refused.status_code == 401 and "Secret-Token" in refused.json()["error"]
+    for raw in (b"\xff\xfe\x80", "sécret".encode(), SECRET.encode() + b"\xff"):  # not UTF-8 / not ASCII: a 401, never a 500
+        odd = instances[1].http.post("/telegram/webhook", json={"update_id": 1}, headers={"X-Telegram-Bot-Api-Secret-Token": raw})  # type: ignore[dict-item]
+        assert odd.status_code == 401, odd.text
     header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     garbage = instances[1].http.post("/telegram/webhook", content=b"{not json", headers=header)
     assert garbage.status_code == 400 and "JSON" in garbage.json()["error"]
