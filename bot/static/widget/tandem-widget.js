@@ -102,7 +102,6 @@
     var host = el("div", { className: "tandem-widget-host" });
     host.setAttribute("data-tandem-widget", "");
     var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
-    var style = el("style", {}, ":host{all:initial}[hidden]{display:none!important}");
     var css = el("link", { rel: "stylesheet", href: BASE + "/widget/widget.css" });
     var wrap = el("div", { className: "tw-root" });
 
@@ -153,7 +152,6 @@
     panel.appendChild(form);
     wrap.appendChild(panel);
     wrap.appendChild(launcher);
-    root.appendChild(style);
     root.appendChild(css);
     root.appendChild(wrap);
     document.body.appendChild(host);
