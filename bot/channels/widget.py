@@ -93,6 +93,14 @@ async def session_preflight(request: Request) -> HTTPResponse:
     return HTTPResponse(status=204, headers=CORS_HEADERS)
 
 
+@bp.on_response
+async def session_cors(request: Request, response: HTTPResponse) -> None:
+    """Every answer of /widget/session carries CORS headers, 5xx and 503 included: the host
+    page must be able to read what went wrong (and a Retry-After), not see an opaque failure."""
+    if request.path == "/widget/session":
+        response.headers.update(CORS_HEADERS)
+
+
 @bp.post("/widget/session")
 async def session(request: Request) -> HTTPResponse:
     """Errors carry the CORS headers too: a host page on another origin must be able to read
