@@ -205,7 +205,7 @@ async def transfer(request: Request, case_id: int, me: Account) -> HTTPResponse:
             case = await queue.transfer_to_agent(case_id, owner, target.id)
             where = target.display_name
         else:
-            if team not in svc.rules.teams:
+            if not isinstance(team, str) or team not in svc.rules.teams:
                 raise ApiError(400, f"unknown team {team!r}; teams are {', '.join(svc.rules.team_names())}")
             case = await queue.transfer_to_team(case_id, owner, team)
             where = f"team {team}"
