@@ -262,6 +262,8 @@ def draw_attempt(data: Any, route: Route, creds: Credentials, http: httpx.Client
         if kind == "int":
             return str(data.draw(INTS, label=name))
         raw = data.draw(PATH_STRINGS, label=name)
+        if has_surrogate(raw):
+            return "%ED%A0%80" + quote(raw.encode("utf-8", "surrogatepass").hex())  # the bytes of a lone surrogate
         return raw if "%" in raw else quote(raw, safe="")
 
     if not route.params:
