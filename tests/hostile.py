@@ -299,8 +299,15 @@ def has_surrogate(text: str) -> bool:
     return False
 
 
+def _wire(value: str | bytes) -> bytes:
+    """What HTTP/1.1 can carry in a header value: no control bytes, no surrounding blanks (the
+    client library refuses those itself); bytes >= 0x80 (non-ASCII, non-UTF-8) stay."""
+    raw = value.encode("latin-1", "replace") if isinstance(value, str) else value
+    return bytes(b for b in raw if b >= 0x20 and b != 0x7F).strip() or b"x"
+
+
 def send(http: httpx.Client, attempt: Attempt) -> httpx.Response:
-    headers = {k: (v.encode("latin-1", "replace") if isinstance(v, str) else v) for k, v in attempt.headers.items()}
+    headers = {k: _wire(v) for k, v in attempt.headers.items()}
     return http.request(attempt.method, attempt.url, headers=headers, content=attempt.body)
 
 
