@@ -39,14 +39,15 @@ class Console:
     """A logged-in console websocket that timestamps every case_opened it sees."""
 
     def __init__(self, url: str, token: str) -> None:
-        self.url = url.replace("http", "ws", 1) + f"/api/agent/ws?token={token}"
+        self.url = url.replace("http", "ws", 1) + "/api/agent/ws"
+        self.headers = {"Authorization": f"Bearer {token}"}  # staff tokens never go in URLs
         self.opened: dict[str, float] = {}
         self.after_store: dict[str, float] = {}  # wall-clock ms from the case row's created_at to here
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
-        async with websockets.connect(self.url, max_size=None) as ws:
+        async with websockets.connect(self.url, max_size=None, extra_headers=self.headers) as ws:
             async for raw in ws:
                 event = json.loads(raw)
                 if event.get("type") == "hello":

@@ -23,6 +23,7 @@ from core.eventlog import EventLog
 from core.persona import AsyncPersona
 from core.http import install_error_handler
 from core.ratelimit import RateLimiter, make_store
+from core.security import install_security_headers
 from core.settings import Settings
 from handoff import api as agent_api
 from handoff import console_ws
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> Sanic:
     app.ctx.settings = settings
     app.ctx.log = logging.getLogger("tandem.web")
     install_error_handler(app)
+    install_security_headers(app, widget_channel.STATIC / "demo.html")
     app.blueprint(rest.bp)
     app.blueprint(widget_channel.bp)
     app.blueprint(agent_api.bp)

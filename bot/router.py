@@ -20,6 +20,7 @@ from bot.conversations import Conversation, ConversationStore, DuplicateMessage,
 from bot.rasa_client import RasaClient, RasaUnavailable
 from core.bus import Bus
 from core.eventlog import EventLog
+from core.http import ApiError, database_unavailable, has_surrogates, unavailable
 from core.settings import Settings
 from handoff.accounts import Account
 from handoff.dispatch import estimate_wait
@@ -57,35 +58,26 @@ class InvalidMessage(ValueError):
     """A customer or agent message that cannot be accepted; the text says why."""
 
 
-class ClientIdReused(InvalidMessage):
-    """The client id of an earlier, different message: a client bug, never a retry."""
+class TurnIncomplete(Exception):
+    """The customer's message IS stored, but the turn failed after that (database busy, a bug).
 
-
-CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-def clean_client_id(value: Any) -> str | None:
-    """A customer message's own id (widget, REST Idempotency-Key): short and printable, or None."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not CLIENT_ID.fullmatch(value):
-        raise InvalidMessage("'client_id' must be 1-64 characters of letters, digits and _ . : -")
-    return value
-
-
-@dataclass
-class Turn:
-    """One customer message and what it produced.
-
-    `replayed`: the message was already stored under its client id, so nothing new was stored
-    or answered; `replies` and `mode` are then the original turn's (empty and None while
-    that turn is still being answered, e.g. on another instance).
+    Channels must tell the customer the truth: kept, so do not send it again.
     """
 
-    message: Message
-    replies: list[Message]
-    mode: str | None
-    replayed: bool = False
+    def __init__(self, message: Message, cause: BaseException) -> None:
+        super().__init__(f"message {message.id} stored; the turn failed: {cause!r}")
+        self.message = message
+        self.cause = cause
+
+
+def turn_incomplete_error(exc: TurnIncomplete) -> ApiError:
+    """The HTTP answer for a stored message whose turn failed: 503 + Retry-After if the database
+    was busy, else 500; both say that the message was kept and carry its id."""
+    text = ("your message was saved (no need to send it again), but the reply could not be made "
+            "right now; ask again or check for replies in a few seconds")
+    if database_unavailable(exc.cause):
+        return unavailable(text, saved=True, message_id=exc.message.id)
+    return ApiError(500, text, saved=True, message_id=exc.message.id)
 
 
 def clean_text(text: Any, limit: int) -> str:
@@ -94,6 +86,8 @@ def clean_text(text: Any, limit: int) -> str:
         raise InvalidMessage("'text' must be a string")
     if "\x00" in text or any(ord(c) < 32 and c not in "\n\r\t" for c in text):
         raise InvalidMessage("message contains binary data")
+    if has_surrogates(text):
+        raise InvalidMessage("message contains invalid Unicode (a lone surrogate)")
     stripped = text.strip()
     if not stripped:
         raise InvalidMessage("message is empty")
@@ -133,12 +127,15 @@ class Router:
     async def _say(self, conversation: Conversation, sender: str, text: str, **data: Any) -> Message:
         """Store first, then publish: a live client may miss a push, never a stored message."""
         message = await self.conversations.add_message(conversation.id, sender, text, **data)
+        await self._publish(conversation, message, sender)
+        return message
+
+    async def _publish(self, conversation: Conversation, message: Message, sender: str) -> None:
         payload = {"type": "message", "channel": conversation.channel, "message": message.to_dict()}
         await self.bus.publish(f"conversation:{conversation.id}", payload)
         await self.bus.publish(f"channel:{conversation.channel}", {**payload, "external_id": conversation.external_id})
         if conversation.mode != "bot" or sender == "agent":
             await self.bus.publish("agents", {**payload, "case_id": conversation.case_id})
-        return message
 
     # -- the customer speaks ---------------------------------------------------------------
     async def customer_message(self, conversation_id: str, text: Any, payload: str | None = None) -> list[Message]:
@@ -154,14 +151,18 @@ class Router:
         client_id = clean_client_id(client_id)
         extra = {"client_id": client_id} if client_id else {}
         try:
-            message = await self._say(conversation, "customer", text, **extra)
+            message = await self.conversations.add_message(conversation.id, "customer", text, **extra)
         except DuplicateMessage as duplicate:
             return await self._replayed(duplicate.receipt, text)
-        replies = await self._handle_customer(conversation, text, payload)
-        mode = None
-        if client_id:
-            mode = (await self.conversations.get(conversation.id)).mode
-            await self.conversations.finish_receipt(conversation.id, client_id, [m.id for m in replies], mode)
+        try:
+            await self._publish(conversation, message, "customer")
+            replies = await self._handle_customer(conversation, text, payload)
+            mode = None
+            if client_id:
+                mode = (await self.conversations.get(conversation.id)).mode
+                await self.conversations.finish_receipt(conversation.id, client_id, [m.id for m in replies], mode)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the truth: the message is kept
+            raise TurnIncomplete(message, exc) from exc
         return Turn(message, replies, mode)
 
     async def _replayed(self, receipt: Receipt, text: str) -> Turn:

@@ -19,20 +19,22 @@ Handler = Callable[..., Awaitable[HTTPResponse]]
 def staff(*roles: str) -> Callable[[Handler], Handler]:
     """Require a live session whose role is one of `roles`; the account is passed as `me`.
 
-    The token comes from `Authorization: Bearer <token>`, or for websockets and pages from
-    the `token` query parameter.
+    The token comes from `Authorization: Bearer <token>` only: never from the query string,
+    where server logs, proxies and Referer headers would keep it. The session is handed to the
+    handler in `request.ctx.staff_token`, so logout ends exactly the session that asked.
     """
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-            token = bearer_token(request) or request.args.get("token")
+            token = bearer_token(request)
             if not token:
                 raise ApiError(401, "missing staff token (Authorization: Bearer <token>)")
             try:
                 me = await request.app.ctx.accounts.authenticate(token)
             except Exception as exc:  # AuthError: unknown or expired session
                 raise ApiError(401, str(exc)) from None
+            request.ctx.staff_token = token
             if me.role not in roles:
                 raise ApiError(403, f"a {me.role} account cannot do this")
             return await handler(request, *args, me=me, **kwargs)

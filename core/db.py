@@ -16,13 +16,16 @@ from core.settings import Settings
 metadata = sa.MetaData()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _pragmas(busy_timeout_s: float) -> Any:
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return _sqlite_pragmas
 
 
 def sync_engine(settings: Settings) -> sa.engine.Engine:
@@ -30,8 +33,8 @@ def sync_engine(settings: Settings) -> sa.engine.Engine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, future=True, connect_args={"check_same_thread": False, "timeout": 10})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        engine = sa.create_engine(url, future=True, connect_args={"check_same_thread": False, "timeout": settings.db_busy_timeout_s})
+        sa.event.listen(engine, "connect", _pragmas(settings.db_busy_timeout_s))
         return engine
     return sa.create_engine(url, future=True, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
@@ -41,8 +44,8 @@ def async_engine(settings: Settings) -> AsyncEngine:
     url = settings.async_sqlalchemy_url
     if url.startswith("sqlite"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, future=True, connect_args={"timeout": 10})
-        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        engine = create_async_engine(url, future=True, connect_args={"timeout": settings.db_busy_timeout_s})
+        sa.event.listen(engine.sync_engine, "connect", _pragmas(settings.db_busy_timeout_s))
         return engine
     return create_async_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
 

@@ -162,6 +162,8 @@ class Settings:
     frustration_threshold: float = 2.0  # frustration points (cues, repeats, misses, falling trend)
     priority_tiers: str = "gold,vip"  # customer tiers (metadata/slot "tier") escalated sooner
     rasa_timeout_s: float = 20.0
+    # SQLite: how long a write waits for another process's lock before the request gets a 503.
+    db_busy_timeout_s: float = 10.0
     agent_session_hours: float = 8.0
     max_message_chars: int = 4000
     public_url: str = ""  # empty: http://host:web_port

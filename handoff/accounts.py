@@ -37,13 +37,34 @@ def _account(row: dict) -> Account:
 
 
 def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def session_key(token: str) -> str:
+    """What identifies a session on the bus (its stored hash, never the token itself)."""
+    return _token_hash(token)
+
+
+BCRYPT_ROUNDS = 10
+
+
+def _secret(password: str) -> bytes:
+    """bcrypt reads 72 bytes; bcrypt 5 refuses longer ones (a ValueError), older ones cut them."""
+    return password.encode("utf-8", "surrogateescape")[:72]
 
 
 class Accounts:
     def __init__(self, engine: AsyncEngine, session_hours: float) -> None:
         self._engine = engine
         self._session_seconds = session_hours * 3600
+        self._dummy_hash: bytes | None = None
+
+    async def _unknown_user_hash(self) -> bytes:
+        """A hash of the same cost as a real one, so an unknown name takes as long to refuse as a
+        wrong password (made once per process, not per attempt)."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(bcrypt.hashpw, secrets.token_bytes(16), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
+        return self._dummy_hash
 
     async def create(self, username: str, password: str, role: str, display_name: str = "") -> Account:
         """Create or reset an account (the CLI's `create-user`)."""
@@ -51,7 +72,7 @@ class Accounts:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if not username.strip() or len(password) < 4:
             raise ValueError("username required; password of at least 4 characters")
-        hashed = await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(rounds=10))
+        hashed = await asyncio.to_thread(bcrypt.hashpw, _secret(password), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
         values = {"display_name": display_name or username, "password_hash": hashed.decode(), "role": role}
         async with self._engine.begin() as conn:
             row = (await conn.execute(sa.select(accounts.c.id).where(accounts.c.username == username))).first()
@@ -81,8 +102,8 @@ class Accounts:
         """Check the password (bcrypt, in a thread) and open a session; returns (token, account, expiry)."""
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(accounts).where(accounts.c.username == username))).mappings().first()
-        stored = row["password_hash"].encode() if row else bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=4))
-        ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), stored)
+        stored = row["password_hash"].encode() if row else await self._unknown_user_hash()
+        ok = await asyncio.to_thread(bcrypt.checkpw, _secret(password), stored)
         if row is None or not ok:
             raise AuthError("wrong username or password")
         token = secrets.token_urlsafe(32)

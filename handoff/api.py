@@ -14,7 +14,7 @@ from sanic.response import HTTPResponse, json
 from core.auth import staff
 from core.http import ApiError, bearer_token, read_json
 from core.ratelimit import client_address, limiter
-from handoff.accounts import Account, Accounts, AuthError
+from handoff.accounts import Account, Accounts, AuthError, session_key
 from handoff.control import ConversationControl
 from handoff.queue import CaseError, CaseQueue
 from handoff.services import services
@@ -79,7 +79,10 @@ async def login(request: Request) -> HTTPResponse:
 @bp.post("/logout")
 @staff("agent", "supervisor", "editor", "manager")
 async def logout(request: Request, me: Account) -> HTTPResponse:
-    await _accounts(request).logout(bearer_token(request) or "")
+    """Ends the session that asked, and closes its live sockets on every instance."""
+    token = request.ctx.staff_token
+    await _accounts(request).logout(token)
+    await request.app.ctx.bus.publish("sessions", {"type": "session_ended", "session": session_key(token)})
     return json({"ok": True})
 
 

@@ -13,7 +13,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from core.auth import staff
-from core.http import ApiError, read_json
+from core.http import ApiError, id_value, read_json
 from handoff.accounts import Account
 from handoff.presence import STAFF_ROLES, PresenceError
 from handoff.queue import Case, CaseError
@@ -198,15 +198,14 @@ async def transfer(request: Request, case_id: int, me: Account) -> HTTPResponse:
     owner = None if me.role == "supervisor" else me.id
     try:
         if agent_id is not None:
-            if not isinstance(agent_id, int) or isinstance(agent_id, bool):
-                raise ApiError(400, "'agent_id' must be an integer")
+            agent_id = id_value(agent_id, "agent_id")
             target = await request.app.ctx.accounts.by_id(agent_id)
             if target is None or target.role not in STAFF_ROLES:
                 raise ApiError(404, f"no agent {agent_id}")
             case = await queue.transfer_to_agent(case_id, owner, target.id)
             where = target.display_name
         else:
-            if team not in svc.rules.teams:
+            if not isinstance(team, str) or team not in svc.rules.teams:
                 raise ApiError(400, f"unknown team {team!r}; teams are {', '.join(svc.rules.team_names())}")
             case = await queue.transfer_to_team(case_id, owner, team)
             where = f"team {team}"

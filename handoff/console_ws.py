@@ -1,4 +1,8 @@
-"""The agent console: its page (/console) and its live websocket (/api/agent/ws?token=...).
+"""The agent console: its page (/console) and its live websocket (/api/agent/ws).
+
+The socket authenticates with `Authorization: Bearer <token>` (non-browser clients) or, from a
+browser, which cannot set headers, with a first frame {"type": "auth", "token": ...}: a staff
+token never travels in a URL (where logs and Referer headers keep it).
 
 The websocket pushes the bus's `agents` topic (new, claimed, transferred, closed and cancelled
 cases, messages of conversations with a person, typing, presence) and receives typing and
@@ -7,7 +11,8 @@ stored before it is published, so a console that reconnects after a restart relo
 from the API and misses nothing.
 
 The session is checked on connect and again at every check-in; an expired session closes
-the socket with code 4401.
+the socket with code 4401, and a logout (on any instance: the bus's `sessions` topic) closes
+every socket of that session at once.
 """
 from __future__ import annotations
 
@@ -22,8 +27,9 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
 
+from core.http import ApiError, bearer_token, parse_json
 from core.websocket import receive
-from handoff.accounts import Account, AuthError
+from handoff.accounts import Account, AuthError, session_key
 from handoff.console_api import bp as console_api_bp
 from handoff.presence import STAFF_ROLES, PresenceError
 from handoff.services import services
@@ -31,22 +37,25 @@ from handoff.services import services
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static" / "console"
 CHECK_IN_S = 15.0  # the page pings this often; presence_timeout_s should be a few times larger
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+AUTH_FRAME_S = 10.0  # a browser has this long to send its {"type": "auth"} frame
+PAGE_FILES = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
 
 page_bp = Blueprint("agent_console_page")
 ws_bp = Blueprint("agent_console_ws", url_prefix="/api/agent")
-page_bp.static("/console/static", str(STATIC), name="console_static")
 
 
 @page_bp.get("/console")
 async def console_page(request: Request) -> HTTPResponse:
     """The page itself is public; everything it shows needs a staff login."""
-    return await file(STATIC / "console.html", headers=SECURITY_HEADERS, mime_type="text/html; charset=utf-8")
+    return await file(STATIC / "console.html", headers={"Cache-Control": "no-cache"}, mime_type="text/html; charset=utf-8")
+
+
+@page_bp.get("/console/static/<name:str>")
+async def console_file(request: Request, name: str) -> HTTPResponse:
+    """Only the console's own files (a directory or any other name is a 404, not a crash)."""
+    if name not in PAGE_FILES:
+        raise ApiError(404, f"no console file '{name}'")
+    return await file(STATIC / name, mime_type=PAGE_FILES[name], headers={"Cache-Control": "no-cache"})
 
 
 async def _snapshot(request: Request, me: Account) -> dict[str, Any]:
@@ -67,8 +76,23 @@ async def _snapshot(request: Request, me: Account) -> dict[str, Any]:
     }
 
 
-async def _authenticate(request: Request) -> Account:
-    token = request.args.get("token") or ""
+async def _first_frame_token(ws: Any) -> str:
+    """A browser's token, from its first frame; AuthError if it does not come in time."""
+    async def give_up() -> bool:
+        return False
+
+    raw = await receive(ws, AUTH_FRAME_S, give_up)
+    try:
+        frame = parse_json(raw) if isinstance(raw, str) else None
+    except ValueError:
+        frame = None
+    token = frame.get("token") if isinstance(frame, dict) and frame.get("type") == "auth" else None
+    if not isinstance(token, str) or not token or not token.isascii():
+        raise AuthError('send {"type": "auth", "token": "<session token>"} first')
+    return token
+
+
+async def _authenticate(request: Request, token: str) -> Account:
     account = await request.app.ctx.accounts.authenticate(token)  # AuthError if unknown/expired
     if account.role not in STAFF_ROLES:
         raise PermissionError(f"a {account.role} account cannot use the agent console")
@@ -84,8 +108,9 @@ def _sockets(request: Request) -> Counter[int]:
 @ws_bp.websocket("/ws")
 async def console_socket(request: Request, ws: Any) -> None:
     try:
-        me = await _authenticate(request)
-    except AuthError as exc:
+        token = bearer_token(request) or await _first_frame_token(ws)
+        me = await _authenticate(request, token)
+    except (AuthError, ApiError) as exc:
         await ws.send(json.dumps({"type": "error", "status": 401, "error": str(exc)}))
         await ws.close(code=4401, reason="log in again")
         return
@@ -96,6 +121,8 @@ async def console_socket(request: Request, ws: Any) -> None:
     svc = services(request.app)
     bus = request.app.ctx.bus
     events = bus.subscribe("agents")
+    ended = bus.subscribe("sessions")
+    session_id = session_key(token)
     sockets = _sockets(request)
     sockets[me.id] += 1
     await svc.presence.heartbeat(me.id)
@@ -110,14 +137,25 @@ async def console_socket(request: Request, ws: Any) -> None:
         while True:
             await send(await events.get())
 
+    async def watch_logout() -> None:
+        """Logged out (here or on another instance): nothing more streams to this socket."""
+        while True:
+            event = await ended.get()
+            if event.get("type") == "session_ended" and event.get("session") == session_id:
+                await send({"type": "error", "status": 401, "error": "logged out"})
+                await ws.close(code=4401, reason="logged out")
+                return
+
     pump: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
     try:
+        watcher = asyncio.create_task(watch_logout())
         await send(await _snapshot(request, me))
         pump = asyncio.create_task(forward())
         async def still_valid() -> bool:
             """Sessions expire while a console stays open: re-check on every quiet period too."""
             try:
-                await _authenticate(request)
+                await _authenticate(request, token)
                 return True
             except (AuthError, PermissionError) as exc:
                 await send({"type": "error", "status": 401, "error": str(exc)})
@@ -133,9 +171,11 @@ async def console_socket(request: Request, ws: Any) -> None:
         if not isinstance(exc, asyncio.CancelledError) and exc.__class__.__name__ not in ("ConnectionClosedOK", "ConnectionClosedError", "ConnectionClosed"):
             log.exception("console socket of %s failed", me.username)
     finally:
-        if pump is not None:
-            pump.cancel()
+        for task in (pump, watcher):
+            if task is not None:
+                task.cancel()
         bus.unsubscribe("agents", events)
+        bus.unsubscribe("sessions", ended)
         sockets[me.id] -= 1
         if sockets[me.id] <= 0:
             # Last console of this agent in this process closed: not present until it returns.
@@ -152,9 +192,9 @@ async def _gone(request: Request, account_id: int) -> None:
 async def _handle(request: Request, me: Account, raw: Any, send: Any) -> None:
     """Client -> server: check-ins, presence changes and the agent's typing indicator."""
     try:
-        message = json.loads(raw)
+        message = parse_json(raw)
         kind = message.get("type")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         await send({"type": "error", "status": 400, "error": "send JSON objects with a 'type'"})
         return
     svc = services(request.app)
@@ -170,8 +210,10 @@ async def _handle(request: Request, me: Account, raw: Any, send: Any) -> None:
         await request.app.ctx.bus.publish("agents", {"type": "presence", "agent": state.to_dict()})
     elif kind == "typing":
         case_id = message.get("case_id")
+        if not isinstance(case_id, int) or isinstance(case_id, bool) or not 0 < case_id < 2**63:
+            return
         try:
-            case = await request.app.ctx.queue.require_owner(int(case_id), me.id)
+            case = await request.app.ctx.queue.require_owner(case_id, me.id)
         except Exception:  # noqa: BLE001 - not (or no longer) theirs: ignore a stale indicator
             return
         await request.app.ctx.control.agent_typing(case, me, bool(message.get("typing")))

@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handoff.schema import accounts, ticket_replies, tickets
 
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
+# An address as mail servers take it (RFC 5321/5322 dot-atom, no quoted local parts): the local
+# part is atext (letters, digits and !#$%&'*+/=?^_`{|}~-, non-ASCII letters too) in dot-separated
+# runs; the domain is LDH labels (IDN allowed: checked after IDNA encoding) and a letter TLD.
+# Anything with < > " ( ) , ; : [ ] \ or spaces is not an address (and is not stored as one).
+LOCAL_PART = re.compile(r"^[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*$")
+DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 PHONE = re.compile(r"^\+?[\d\s().-]{7,20}$")
 STATUSES = ("draft", "open", "answered", "closed")
 
@@ -54,10 +60,24 @@ class Ticket:
         return data
 
 
+def is_email(value: str) -> bool:
+    if value.count("@") != 1 or len(value) > 254:
+        return False
+    local, domain = value.split("@")
+    if not 1 <= len(local) <= 64 or not LOCAL_PART.match(local):
+        return False
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except (UnicodeError, ValueError):
+        return False
+    labels = ascii_domain.split(".")
+    return len(labels) >= 2 and all(DOMAIN_LABEL.match(label) for label in labels) and bool(TLD.match(labels[-1]))
+
+
 def clean_contact(text: str) -> str | None:
     """An email address or a phone number, normalised; None if it is neither."""
     value = text.strip()
-    if EMAIL.match(value):
+    if is_email(value):
         return value.lower()
     if PHONE.match(value) and sum(c.isdigit() for c in value) >= 7:
         return re.sub(r"[\s().-]", "", value)

@@ -34,7 +34,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file, json, text
 
 from core.auth import staff
-from core.http import ApiError, read_json
+from core.http import MAX_INT, ApiError, read_json
 from core.ratelimit import client_address, limiter
 from knowledge import importing
 from knowledge.base import KnowledgeBase, Match
@@ -74,9 +74,12 @@ def _version_arg(value: Any, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: {"version": 1e400}
         raise ApiError(400, f"'{name}' must be a whole number") from None
+    if not 0 <= number <= MAX_INT:
+        raise ApiError(400, f"'{name}' must be a whole number from 0 to {MAX_INT}")
+    return number
 
 
 def _conflict(faq_id: str, exc: VersionConflict, current: Faq | None) -> HTTPResponse:

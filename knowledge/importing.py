@@ -106,6 +106,23 @@ def _check_rows(rows: Iterable[tuple[int, dict[str, Any]]], report: ImportReport
         report.entries.append(clean)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...,
+# @SUM(...), and tab/CR variants): CSV injection. Export prefixes such a cell with a quote,
+# which spreadsheets show as text; import removes exactly that one quote again, so export ->
+# import gives back exactly what was stored (a cell already starting with quotes + a trigger
+# gets one more quote, so it round-trips too).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPED = re.compile(r"^'+[=+\-@\t\r]")
+
+
+def escape_cell(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_START) or _ESCAPED.match(value) else value
+
+
+def unescape_cell(value: str | None) -> str | None:
+    return value[1:] if value and _ESCAPED.match(value) else value
+
+
 def parse_csv(data: bytes) -> ImportReport:
     report = ImportReport()
     text = _decode(data, report)
@@ -139,7 +156,7 @@ def parse_csv(data: bytes) -> ImportReport:
                     continue
                 if not any((v or "").strip() for v in row.values()):
                     continue  # blank line
-                yield number, row
+                yield number, {key: unescape_cell(value) for key, value in row.items()}
         except csv.Error as exc:
             report.errors.append(RowError(reader.line_num, f"broken CSV: {exc}"))
 
@@ -201,7 +218,7 @@ def export_csv(entries: Iterable[Faq]) -> str:
         row = faq.content()
         row["paraphrases"] = "|".join(row["paraphrases"])
         row["tags"] = "|".join(row["tags"])
-        writer.writerow(row)
+        writer.writerow({key: escape_cell(value) if isinstance(value, str) else value for key, value in row.items()})
     return out.getvalue()
 
 

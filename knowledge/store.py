@@ -178,13 +178,15 @@ class FaqStore:
         if category:
             query = query.where(faqs.c.category == category)
         if search:
-            like = f"%{search.lower()}%"
+            # The editor's text is literal: % and _ match themselves, not "anything".
+            escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = f"%{escaped}%"
             query = query.where(
                 sa.or_(
-                    sa.func.lower(faqs.c.question).like(like),
-                    sa.func.lower(faqs.c.answer).like(like),
-                    sa.func.lower(faqs.c.id).like(like),
-                    sa.func.lower(faqs.c.paraphrases).like(like),
+                    sa.func.lower(faqs.c.question).like(like, escape="\\"),
+                    sa.func.lower(faqs.c.answer).like(like, escape="\\"),
+                    sa.func.lower(faqs.c.id).like(like, escape="\\"),
+                    sa.func.lower(faqs.c.paraphrases).like(like, escape="\\"),
                 )
             )
         with self._engine.connect() as conn:

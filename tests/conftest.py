@@ -165,3 +165,24 @@ def postgres_url(database: str) -> str:
         conn.execute(sa.text(f"CREATE DATABASE {database}"))
     admin.dispose()
     return f"postgresql://postgres@127.0.0.1:5432/{database}"
+
+
+@pytest.fixture(scope="session")
+def hostile(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Any]]:
+    """A web process of its own (own database and var/), sharing the stack's Rasa and action
+    server, for the fuzz suite and the authorization table: their writes never reach other tests."""
+    from tests.hostile import credentials, prepare_accounts
+
+    settings = stack_settings(tmp_path_factory.mktemp("tandem-hostile")).replace(
+        rasa_port=stack.settings.rasa_port, action_port=stack.settings.action_port)
+    prepare(settings, train=False)
+    passwords = prepare_accounts(settings)
+    supervisor = Supervisor(settings)
+    supervisor.start(only=("web",))
+    client = httpx.Client(base_url=settings.web_url, timeout=60)
+    try:
+        hostile_stack = Stack(settings, supervisor, client)
+        yield hostile_stack, credentials(client, passwords)
+    finally:
+        client.close()
+        supervisor.stop()

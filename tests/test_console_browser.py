@@ -111,10 +111,33 @@ def test_console_requires_login_and_rejects_editors(stack: Stack, browser: Brows
     expect(page.locator("#login-error")).to_contain_text("not an agent or supervisor")
     # The websocket refuses a bad token with a clear error and code 4401.
     result: Any = page.evaluate("""() => new Promise((resolve) => {
-        const ws = new WebSocket(location.origin.replace('http', 'ws') + '/api/agent/ws?token=nope');
+        const ws = new WebSocket(location.origin.replace('http', 'ws') + '/api/agent/ws');
+        ws.onopen = () => ws.send(JSON.stringify({type: 'auth', token: 'nope'}));
         let first = null;
         ws.onmessage = (e) => { first = JSON.parse(e.data); };
         ws.onclose = (e) => resolve({code: e.code, first});
     })""")
     assert result["code"] == 4401 and result["first"]["status"] == 401
+    page.context.close()
+
+
+def test_bidi_controls_cannot_reorder_what_the_agent_reads(stack: Stack, browser: Browser) -> None:
+    """U+202E (right-to-left override) would show "invoice‮fdp.exe" as "invoiceexe.pdf":
+    the console shows the control as a visible marker, each text in its own isolated run."""
+    dialogs: list[str] = []
+    customer = stack.new_conversation()
+    assert customer.say("I want to talk to a person")["mode"] == "waiting"
+    customer.say("please open invoice\u202efdp.exe now")
+    case = stack.login("agent").case_for(customer.conversation_id)
+    page = console(browser, stack, "agent", dialogs)
+    row = f'#queue-list li[data-case-id="{case["id"]}"]'
+    expect(page.locator(row)).to_be_visible(timeout=10000)
+    page.locator(row).get_by_role("button", name=f"Claim case {case['id']}").click()
+    panel = page.locator(f'[data-case-id="{case["id"]}"].chat')
+    text = panel.locator(".transcript .msg.customer .text", has_text="invoice")
+    expect(text).to_have_count(1, timeout=10000)
+    assert text.text_content() == "please open invoice[U+202E]fdp.exe now"
+    assert text.get_attribute("dir") == "auto"
+    assert text.evaluate("node => getComputedStyle(node).unicodeBidi") == "isolate"
+    stack.login("agent").post(f"/cases/{case['id']}/close")
     page.context.close()

@@ -3,6 +3,7 @@ writes an entry, previews a customer question, publishes, and a customer on the 
 the new answer within 2 s; an edit and a roll-back go live the same way."""
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import Stack
 from tests.test_editor_api import bot_answer, editor_login, seconds_until_answer
@@ -41,7 +43,7 @@ def test_agents_cannot_log_in_to_the_editor(page, stack: Stack) -> None:  # type
     login(page, stack, "agent")
     alert = page.locator("#login-error")
     alert.wait_for()
-    page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+    expect(alert).not_to_be_empty()
     assert "cannot edit" in alert.text_content()
     assert page.locator("#app").is_hidden()
 
@@ -69,7 +71,7 @@ def test_editor_writes_previews_publishes_edits_and_rolls_back(page, stack: Stac
     page.get_by_label("Answer", exact=True).fill(answer_one)
     page.get_by_label("Other ways customers ask it (one per line)", exact=True).fill("Is a tree planted for my parcel?")
     page.get_by_role("button", name="Save", exact=True).click()
-    page.wait_for_function("document.getElementById('status').textContent.includes('version 1 (draft)')")
+    expect(page.locator("#status")).to_contain_text("version 1 (draft)")
     assert (bot_answer(stack, ASK) or {}).get("text") != answer_one  # a draft is not served
 
     page.get_by_label("A customer question", exact=True).fill(ASK)
@@ -84,13 +86,13 @@ def test_editor_writes_previews_publishes_edits_and_rolls_back(page, stack: Stac
     assert "this entry" in page.locator("#preview-result tbody tr").first.text_content()
 
     page.get_by_role("button", name="Save and publish").click()
-    page.wait_for_function("document.getElementById('status').textContent.includes('version 2 (published)')")
+    expect(page.locator("#status")).to_contain_text("version 2 (published)")
     published = time.monotonic()
     took = seconds_until_answer(stack, ASK, answer_one, published)
 
     page.get_by_label("Answer", exact=True).fill(answer_two)
     page.get_by_role("button", name="Save", exact=True).click()
-    page.wait_for_function("document.getElementById('status').textContent.includes('version 3 (published)')")
+    expect(page.locator("#status")).to_contain_text("version 3 (published)")
     took_edit = seconds_until_answer(stack, ASK, answer_two, time.monotonic())
 
     page.get_by_role("button", name="Compare with version 3").first.wait_for()
@@ -98,17 +100,17 @@ def test_editor_writes_previews_publishes_edits_and_rolls_back(page, stack: Stac
     page.locator("#diff h5").first.wait_for()
     assert "answer" in page.locator("#diff").text_content()
     page.get_by_role("button", name="Roll back to version 2").click()
-    page.wait_for_function("document.getElementById('status').textContent.includes('Rolled back to version 2')")
+    expect(page.locator("#status")).to_contain_text("Rolled back to version 2")
     took_back = seconds_until_answer(stack, ASK, answer_one, time.monotonic())
     print(f"live after publish {took:.2f}s, edit {took_edit:.2f}s, rollback {took_back:.2f}s")
 
     # The served counter in the list reflects the customers' questions above.
     page.get_by_label("Search", exact=True).fill(tag)
     page.get_by_role("button", name="Filter", exact=True).click()
-    page.wait_for_function("document.getElementById('list-count').textContent.startsWith('1 of')")
+    expect(page.locator("#list-count")).to_have_text(re.compile(r"^1 of"))
     row = page.locator("#faq-table tbody tr").first
     assert int(row.locator("td").nth(4).text_content()) >= 3
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete", exact=True).click()
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Deleted')")
+    expect(page.locator("#status")).to_have_text(re.compile(r"^Deleted"))

@@ -77,3 +77,27 @@ def test_bus_crosses_instances(two_webs: tuple[Stack, Stack]) -> None:
             await receiver.stop()
 
     assert asyncio.run(roundtrip())["text"] == "over redis"
+
+
+def test_logout_on_one_instance_closes_the_console_on_the_other(two_webs: tuple[Stack, Stack]) -> None:
+    """The session ends everywhere at once (the bus's sessions topic), not at the next check-in."""
+    import asyncio
+    import json
+
+    import websockets
+
+    web_a, web_b = two_webs
+    agent = web_a.login("agent2")
+    url = web_b.settings.web_url.replace("http://", "ws://") + "/api/agent/ws"
+
+    async def scenario() -> int | None:
+        async with websockets.connect(url, extra_headers=agent.headers) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "hello"
+            assert (await asyncio.to_thread(agent.post, "/logout")).status_code == 200  # on instance A
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)  # well under the 30 s check-in
+            except websockets.ConnectionClosed:
+                return ws.close_code
+
+    assert asyncio.run(scenario()) == 4401

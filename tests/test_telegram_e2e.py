@@ -396,6 +396,9 @@ def test_webhook_checks_the_secret(instances: list[Stack], hook_fake: FakeTelegr
     assert hook_fake.post_webhook_update(hook_fake.make_text_update(chat, "How can I track my order?"), "wrong") == 401
     refused = instances[1].http.post("/telegram/webhook", json={"update_id": 1})
     assert refused.status_code == 401 and "Secret-Token" in refused.json()["error"]
+    for raw in (b"\xff\xfe\x80", "sécret".encode(), SECRET.encode() + b"\xff"):  # not UTF-8 / not ASCII: a 401, never a 500
+        odd = instances[1].http.post("/telegram/webhook", json={"update_id": 1}, headers={"X-Telegram-Bot-Api-Secret-Token": raw})  # type: ignore[dict-item]
+        assert odd.status_code == 401, odd.text
     header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     garbage = instances[1].http.post("/telegram/webhook", content=b"{not json", headers=header)
     assert garbage.status_code == 400 and "JSON" in garbage.json()["error"]
@@ -500,10 +503,10 @@ def test_agent_typing_shows_in_the_chat(instances: list[Stack], hook_fake: FakeT
     agent = instances[0].login("agent")
     case = agent.case_for(conversation_of(pg, chat)["id"])
     assert agent.post(f"/cases/{case['id']}/claim").status_code == 200
-    url = instances[0].settings.web_url.replace("http://", "ws://") + f"/api/agent/ws?token={agent.token}"
+    url = instances[0].settings.web_url.replace("http://", "ws://") + "/api/agent/ws"
 
     async def type_in_console() -> None:
-        async with websockets.connect(url) as ws:
+        async with websockets.connect(url, extra_headers=agent.headers) as ws:
             await ws.send(json.dumps({"type": "typing", "case_id": case["id"], "typing": True}))
             await hook_fake.await_sent(
                 lambda e: e["method"] == "sendChatAction" and e["params"]["chat_id"] == chat and e["params"]["action"] == "typing",

@@ -304,8 +304,8 @@ def test_agent_reply_is_pushed_live(stack: Stack) -> None:
                 joined = await next_frame(ws, kind="message")
             assert joined["message"]["agent_name"] == "Alex Agent"
             # the agent types in the console: the widget hears it
-            console = stack.settings.web_url.replace("http://", "ws://") + f"/api/agent/ws?token={agent.token}"
-            async with websockets.connect(console) as agent_ws:
+            console = stack.settings.web_url.replace("http://", "ws://") + "/api/agent/ws"
+            async with websockets.connect(console, extra_headers=agent.headers) as agent_ws:
                 await agent_ws.send(json.dumps({"type": "typing", "case_id": case["id"], "typing": True}))
                 typing = await next_frame(ws, kind="typing")
                 assert typing["typing"] is True and typing["agent_name"] == "Alex Agent"

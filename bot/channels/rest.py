@@ -18,8 +18,8 @@ from sanic.response import HTTPResponse, json
 
 from bot.channels import tokens
 from bot.conversations import UnknownConversation
-from bot.router import ClientIdReused, InvalidMessage, Router, Turn
-from core.http import ApiError, bearer_token, read_json
+from bot.router import ClientIdReused, InvalidMessage, Router, Turn, TurnIncomplete, turn_incomplete_error
+from core.http import ApiError, bearer_token, database_unavailable, int_arg, read_json, unavailable
 from core.ratelimit import client_address, limiter
 
 bp = Blueprint("rest_channel", url_prefix="/api/conversations")
@@ -72,6 +72,12 @@ async def send(request: Request, conversation_id: str) -> HTTPResponse:
         raise ApiError(409, str(exc)) from None
     except InvalidMessage as exc:
         raise ApiError(400, str(exc)) from None
+    except TurnIncomplete as exc:
+        raise turn_incomplete_error(exc) from None
+    except Exception as exc:
+        if database_unavailable(exc):  # the message's own insert failed: say so, truthfully
+            raise unavailable("the database is busy; your message was NOT saved: send it again in a few seconds", saved=False) from None
+        raise
     if turn.replayed and turn.mode is None and client_id:  # the original is still being answered
         turn = await router.replayed_turn(conversation_id, client_id, request.app.ctx.settings.rasa_timeout_s + 5) or turn
     return _turn_response(turn, await router.conversations.get(conversation_id))
@@ -96,10 +102,7 @@ def _turn_response(turn: Turn, conversation: object) -> HTTPResponse:
 @bp.get("/<conversation_id:str>/messages")
 async def history(request: Request, conversation_id: str) -> HTTPResponse:
     await _authorised(request, conversation_id)
-    try:
-        after = int(request.args.get("after", "0"))
-    except ValueError:
-        raise ApiError(400, "'after' must be an integer message id") from None
+    after = int_arg(request, "after", 0)
     router = _router(request)
     messages = await router.conversations.messages_since(conversation_id, after)
     conversation = await router.conversations.get(conversation_id)

@@ -394,7 +394,8 @@ async def webhook(request: Request) -> HTTPResponse:
     if channel is None or channel.mode != "webhook":
         raise ApiError(404, "the Telegram webhook is not enabled on this server")
     expected = channel.settings.telegram_webhook_secret.encode()
-    given = request.headers.get("x-telegram-bot-api-secret-token", "").encode()
+    # Header bytes that are not UTF-8 arrive as surrogate escapes; keep them as the bytes sent.
+    given = request.headers.get("x-telegram-bot-api-secret-token", "").encode("utf-8", "surrogateescape")
     if not given or not hmac.compare_digest(given, expected):
         raise ApiError(401, "missing or wrong X-Telegram-Bot-Api-Secret-Token header")
     data = read_json(request)

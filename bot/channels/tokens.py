@@ -16,9 +16,9 @@ def sign(secret: bytes, conversation_id: str) -> str:
 
 def verify(secret: bytes, token: str) -> str | None:
     """The conversation id if the token is genuine, else None."""
-    if not isinstance(token, str) or token.count(".") != 1:
-        return None
+    if not isinstance(token, str) or not token.isascii() or token.count(".") != 1:
+        return None  # compare_digest refuses non-ASCII str (a TypeError, once a 500)
     conversation_id, _ = token.split(".")
     if not conversation_id or len(conversation_id) > 64:
         return None
-    return conversation_id if hmac.compare_digest(sign(secret, conversation_id), token) else None
+    return conversation_id if hmac.compare_digest(sign(secret, conversation_id).encode(), token.encode()) else None

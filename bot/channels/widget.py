@@ -34,8 +34,8 @@ from websockets.typing import Data
 
 from bot.channels import tokens
 from bot.conversations import Conversation, UnknownConversation
-from bot.router import CLIENT_ID, ClientIdReused, InvalidMessage, Router, Turn
-from core.http import ApiError, error_response, read_json
+from bot.router import CLIENT_ID, ClientIdReused, InvalidMessage, Router, Turn, TurnIncomplete
+from core.http import ApiError, BadJson, database_unavailable, error_response, int_arg, parse_json, read_json
 from core.ratelimit import Throttled, client_address, limiter
 from core.websocket import receive
 
@@ -103,6 +103,14 @@ async def session_preflight(request: Request) -> HTTPResponse:
     return HTTPResponse(status=204, headers=CORS_HEADERS)
 
 
+@bp.on_response
+async def session_cors(request: Request, response: HTTPResponse) -> None:
+    """Every answer of /widget/session carries CORS headers, 5xx and 503 included: the host
+    page must be able to read what went wrong (and a Retry-After), not see an opaque failure."""
+    if request.path == "/widget/session":
+        response.headers.update(CORS_HEADERS)
+
+
 @bp.post("/widget/session")
 async def session(request: Request) -> HTTPResponse:
     """Errors carry the CORS headers too: a host page on another origin must be able to read
@@ -110,7 +118,7 @@ async def session(request: Request) -> HTTPResponse:
     try:
         return await _session(request)
     except ApiError as exc:
-        return error_response(exc.status_code, exc.message, {**exc.headers, **CORS_HEADERS})
+        return error_response(exc.status_code, exc.message, {**exc.extra_headers, **CORS_HEADERS}, **exc.extra)
 
 
 async def _session(request: Request) -> HTTPResponse:
@@ -166,12 +174,7 @@ async def authorise_websocket(request: Request) -> None:
     if request.path != "/widget/ws":
         return
     conversation = await _conversation_of(request, request.args.get("token"))
-    try:
-        after = int(request.args.get("after", "0"))
-    except ValueError:
-        raise ApiError(400, "'after' must be an integer message id") from None
-    if after < 0:
-        raise ApiError(400, "'after' must not be negative")
+    after = int_arg(request, "after", 0)
     request.ctx.conversation_id = conversation.id
     request.ctx.after = after
     request.ctx.address = client_address(request)
@@ -295,11 +298,19 @@ async def _work_through(request: Request, ws: WebsocketImplProtocol, conversatio
             reply = _throttled(exc, frame, ref)
         except ClientIdReused as exc:
             reply = _error(exc, "conflict", frame, ref)
-        except InvalidMessage as exc:
+        except (FrameError, InvalidMessage) as exc:
             reply = _error(exc, "invalid", frame, ref)
-        except Exception:  # noqa: BLE001 - one bad turn must not cost the customer the connection
-            log.exception("widget conversation %s: frame failed", conversation_id)
-            reply = _error(Exception("something went wrong on our side; please try again"), "server", frame, ref)
+        except TurnIncomplete as exc:  # stored, not answered: say so, so it is not sent twice
+            log.warning("widget conversation %s: %s", conversation_id, exc)
+            reply = {**_error(Exception("your message was saved, but the reply could not be made right now; please ask again in a moment"),
+                              "server", frame, ref), "saved": True, "message_id": exc.message.id}
+        except Exception as exc:  # noqa: BLE001 - one bad turn must not cost the customer the connection
+            if database_unavailable(exc):  # NOT stored: the widget sends it again after retry_after
+                reply = {**_error(Exception("we are busy: your message was not saved yet; it is sent again in a few seconds"),
+                                  "rate_limited", frame, ref), "retry_after": 5, "saved": False}
+            else:
+                log.exception("widget conversation %s: frame failed", conversation_id)
+                reply = _error(Exception("something went wrong on our side; please try again"), "server", frame, ref)
         if reply is None:
             continue
         try:
@@ -326,9 +337,11 @@ def parse_frame(raw: Data) -> dict[str, Any]:
     if len(raw.encode("utf-8", errors="replace")) > MAX_FRAME_BYTES:
         raise FrameError(f"frame too large (limit {MAX_FRAME_BYTES} bytes)")
     try:
-        frame = json.loads(raw)
+        frame = parse_json(raw)
     except json.JSONDecodeError as exc:
         raise FrameError(f"frame is not valid JSON: {exc.msg}") from None
+    except BadJson as exc:
+        raise FrameError(f"frame refused: {exc}") from None
     if not isinstance(frame, dict):
         raise FrameError("frame must be a JSON object")
     if frame.get("type") not in ("message", "button", "typing", "feedback", "ping"):
@@ -364,8 +377,8 @@ async def _handle(request: Request, conversation_id: str, frame: dict[str, Any])
         return None
     if kind == "feedback":
         message_id, helpful = frame.get("message_id"), frame.get("helpful")
-        if not isinstance(message_id, int) or isinstance(message_id, bool) or not isinstance(helpful, bool):
-            raise InvalidMessage("feedback needs an integer 'message_id' and a boolean 'helpful'")
+        if not isinstance(message_id, int) or isinstance(message_id, bool) or not 0 < message_id < 2**63 or not isinstance(helpful, bool):
+            raise FrameError("feedback needs an integer 'message_id' and a boolean 'helpful'")
         await router.feedback(conversation_id, message_id, helpful)
         return {"type": "feedback_recorded", "message_id": message_id, "helpful": helpful}
     return {"type": "pong"}

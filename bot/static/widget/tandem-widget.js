@@ -132,7 +132,6 @@
     var host = el("div", { className: "tandem-widget-host" });
     host.setAttribute("data-tandem-widget", "");
     var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
-    var style = el("style", {}, ":host{all:initial}[hidden]{display:none!important}");
     var css = el("link", { rel: "stylesheet", href: BASE + "/widget/widget.css" });
     var wrap = el("div", { className: "tw-root" });
 
@@ -186,7 +185,6 @@
     panel.appendChild(form);
     wrap.appendChild(panel);
     wrap.appendChild(launcher);
-    root.appendChild(style);
     root.appendChild(css);
     root.appendChild(wrap);
     document.body.appendChild(host);
@@ -621,6 +619,11 @@
     turnDone(frame.ref);
     showError(frame.error);
     if (!item) { return; }
+    if (frame.saved === true) { // stored, only the reply failed: never send it again
+      state.outbox.splice(state.outbox.indexOf(item), 1);
+      saveOutbox();
+      return;
+    }
     if (frame.code === "server" || frame.code === "conflict") { markFailed(item); return; }
     state.outbox.splice(state.outbox.indexOf(item), 1);
     saveOutbox();

@@ -21,11 +21,19 @@ const state = {
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
+// Bidi embedding/override/isolate controls (U+202A-U+202E, U+2066-U+2069) in untrusted text
+// would reorder what the agent reads ("‮gnp.exe" shows as "exe.png"): shown as visible
+// markers instead, and every text node sits in its own isolated, direction-auto run (CSS).
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+function neutralBidi(value) {
+  return String(value).replace(BIDI_CONTROLS, (c) => "[U+" + c.charCodeAt(0).toString(16).toUpperCase() + "]");
+}
+
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
+    else if (key === "text") { node.textContent = neutralBidi(value); node.dir = "auto"; }
     else if (key.startsWith("data-") || key.startsWith("aria-") || key === "role" || key === "for") node.setAttribute(key, value);
     else node[key] = value;
   }
@@ -87,8 +95,10 @@ function start() {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${scheme}//${location.host}/api/agent/ws?token=${encodeURIComponent(state.token)}`);
+  // The token goes in the first frame, never in the URL (browsers cannot set headers here).
+  const ws = new WebSocket(`${scheme}//${location.host}/api/agent/ws`);
   state.ws = ws;
+  ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: state.token }));
   setConnection("connecting…", false);
   ws.onmessage = (event) => {
     let message;
@@ -186,7 +196,7 @@ function renderQueue() {
     claim.addEventListener("click", () => claimCase(c.id));
     const li = caseItem(c, claim);
     if (c.fresh) li.classList.add("new");
-    li.querySelector(".case-meta").textContent = `position ${c.position || "?"} · waiting ${waited(c)} · ${c.detail || ""}`;
+    li.querySelector(".case-meta").textContent = neutralBidi(`position ${c.position || "?"} · waiting ${waited(c)} · ${c.detail || ""}`);
     li.addEventListener("dblclick", () => openCase(c.id, true));
     const view = el("button", { type: "button", class: "secondary", text: "View", "aria-label": `View case ${c.id}` });
     view.addEventListener("click", () => openCase(c.id, true));
@@ -519,7 +529,7 @@ async function reloadTab(tab) {
     const data = await api("GET", `/cases/${tab.id}/context`);
     tab.case = data.case;
     tab.conversationId = data.case.conversation_id;
-    $(".chat-title", tab.panel).textContent = data.conversation.customer_name || `Customer on ${data.conversation.channel}`;
+    $(".chat-title", tab.panel).textContent = neutralBidi(data.conversation.customer_name || `Customer on ${data.conversation.channel}`);
     $(".transcript", tab.panel).replaceChildren();
     tab.seen = new Set();
     for (const m of data.transcript) appendMessage(tab, m);
@@ -591,7 +601,7 @@ async function loadSuggestions(tab) {
   const list = $(".suggestions", tab.panel);
   try {
     const data = await api("GET", `/cases/${tab.id}/suggestions`);
-    $(".suggest-query", tab.panel).textContent = data.query ? `For: “${data.query}”` : "No customer question yet.";
+    $(".suggest-query", tab.panel).textContent = data.query ? neutralBidi(`For: “${data.query}”`) : "No customer question yet.";
     list.replaceChildren();
     for (const s of data.suggestions) {
       const insert = el("button", { type: "button", class: "secondary", text: "Insert", "aria-label": `Insert answer: ${s.question}` });
