@@ -58,6 +58,37 @@ class InvalidMessage(ValueError):
     """A customer or agent message that cannot be accepted; the text says why."""
 
 
+class ClientIdReused(InvalidMessage):
+    """The client id of an earlier, different message: a client bug, never a retry."""
+
+
+CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def clean_client_id(value: Any) -> str | None:
+    """A customer message's own id (widget, REST Idempotency-Key): short and printable, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLIENT_ID.fullmatch(value):
+        raise InvalidMessage("'client_id' must be 1-64 characters of letters, digits and _ . : -")
+    return value
+
+
+@dataclass
+class Turn:
+    """One customer message and what it produced.
+
+    `replayed`: the message was already stored under its client id, so nothing new was stored
+    or answered; `replies` and `mode` are then the original turn's (empty and None while
+    that turn is still being answered, e.g. on another instance).
+    """
+
+    message: Message
+    replies: list[Message]
+    mode: str | None
+    replayed: bool = False
+
+
 class TurnIncomplete(Exception):
     """The customer's message IS stored, but the turn failed after that (database busy, a bug).
 

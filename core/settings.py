@@ -80,6 +80,9 @@ class FollowupSettings:
 
     delay_s: float = 86400.0  # default time from closing to asking
     answer_timeout_s: float = 259200.0  # an unanswered question is closed as no_answer after this
+
+
+@dataclass(frozen=True)
 class Business:
     """Who the assistant speaks for and the texts it says (tandem.yml `business:`).
 
