@@ -7,8 +7,8 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from bot.channels.deliveries import deliveries
-from bot.conversations import conversations, messages
-from core.rights import RightsContext, RightsRegistry, RowsWhere, Subject, plain
+from bot.conversations import conversations, message_receipts, messages
+from core.rights import NoPersonalData, RightsContext, RightsRegistry, RowsWhere, Subject, plain
 
 RASA_EVENTS = "events"  # the table of Rasa's SQLTrackerStore; sender_id is our conversation id
 
@@ -62,6 +62,8 @@ def register(registry: RightsRegistry) -> None:
     registry.register(
         RasaTracker(),
         RowsWhere("bot", deliveries, "conversation_id"),
+        RowsWhere("bot", message_receipts, "conversation_id"),
         RowsWhere("bot", messages, "conversation_id"),
+        NoPersonalData("bot", "inbound_updates", "Telegram update ids already handled: no content, no sender"),
         RowsWhere("bot", conversations, "id"),
     )

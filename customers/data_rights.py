@@ -18,6 +18,7 @@ import customers.rights
 import handoff.rights
 import knowledge.rights
 import mail.rights
+import reports.rights
 from bot.conversations import conversations
 from core.rights import RightsContext, RightsRegistry, Subject, chunks
 from core.settings import Settings
@@ -25,7 +26,7 @@ from customers.schema import customer_conversations, customer_identities, custom
 from handoff.schema import cases, tickets
 
 Clock = Callable[[], float]
-ROOMS = (mail.rights, handoff.rights, core.rights_eventlog, bot.rights, customers.rights, knowledge.rights)
+ROOMS = (mail.rights, reports.rights, handoff.rights, core.rights_eventlog, bot.rights, customers.rights, knowledge.rights)
 
 
 def default_registry() -> RightsRegistry:

@@ -8,4 +8,5 @@ def register(registry: RightsRegistry) -> None:
     registry.register(
         NoPersonalData("knowledge", "faqs", "FAQ entries written by editors"),
         NoPersonalData("knowledge", "faq_versions", "versions of editors' FAQ entries"),
+        NoPersonalData("knowledge", "kb_calibration", "thresholds computed from the FAQ's own texts"),
     )

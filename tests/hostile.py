@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 
 from core.settings import Settings
 
-ROLES = ("anonymous", "customer", "agent", "supervisor", "editor")
-STAFF = ("agent", "supervisor", "editor")
+ROLES = ("anonymous", "customer", "agent", "supervisor", "editor", "manager")
+STAFF = ("agent", "supervisor", "editor", "manager")
 AGENTS = frozenset({"agent", "supervisor"})
 EVERY_STAFF = frozenset(STAFF)
+READERS = frozenset({"manager", "supervisor"})
 
 # route -> who may use it. "public": anyone (pages, files, login, health); "customer": the
 # conversation's own token; a frozenset: those staff roles; "telegram": the webhook secret only.
@@ -85,6 +86,26 @@ RULES: dict[str, Any] = {
     "GET /api/editor/faqs/<faq_id:str>/diff": frozenset({"editor"}),
     "POST /api/editor/faqs/<faq_id:str>/rollback": frozenset({"editor"}),
     "GET /editor/<name:str>": "public",
+    "GET /api/editor/calibration": frozenset({"editor"}),
+    "GET /api/editor/persona": frozenset({"editor"}),
+    "PUT /api/editor/persona": frozenset({"editor"}),
+    "GET /api/persona": "public",
+    # managers' door (reports/api.py): readers are managers and supervisors
+    "GET /reports": "public",
+    "GET /reports/<name:str>": "public",
+    "GET /api/reports/options": READERS,
+    "GET /api/reports/summary": READERS,
+    "GET /api/reports/csv/<name:str>": READERS,
+    "GET /api/reports/charts/<name:str>": READERS,
+    "GET /api/reports/gaps": READERS,
+    "POST /api/conversations/<conversation_id:str>/rating": "customer",
+    "GET /api/reports/qa/rubric": frozenset({"manager", "supervisor", "agent"}),
+    "PUT /api/reports/qa/rubric": frozenset({"manager"}),
+    "POST /api/reports/qa/sample": READERS,
+    "GET /api/reports/qa/queue": READERS,
+    "GET /api/reports/qa/reviews/<review_id:int>": READERS,
+    "POST /api/reports/qa/reviews/<review_id:int>": frozenset({"supervisor"}),
+    "GET /api/reports/qa/mine": AGENTS,
 }
 WEBSOCKETS = {"GET /widget/ws", "GET /api/agent/ws"}
 PARAM = re.compile(r"<(\w+):(\w+)>")
@@ -185,14 +206,15 @@ def credentials(http: httpx.Client, passwords: dict[str, tuple[str, str]]) -> Cr
     faq = http.get("/api/editor/faqs", params={"limit": 1}, headers=editor).json()["faqs"][0]["id"]
     return Credentials(
         str(http.base_url), tokens, conversation["token"], conversation["conversation_id"], widget["token"],
-        ids={"case_id": case_id, "account_id": me, "canned_id": canned, "ticket_id": 1, "faq_id": faq,
+        ids={"case_id": case_id, "account_id": me, "canned_id": canned, "ticket_id": 1, "review_id": 1, "faq_id": faq,
              "conversation_id": conversation["conversation_id"]},
         passwords=passwords,
     )
 
 
 def real_path(route: Route, creds: Credentials, name_files: dict[str, str] | None = None) -> str:
-    files = name_files or {"/widget/": "tandem-widget.js", "/console/": "console.js", "/editor/": "editor.js"}
+    files = name_files or {"/widget/": "tandem-widget.js", "/console/": "console.js", "/editor/": "editor.js",
+                           "/reports/": "reports.js", "/api/reports/csv/": "containment", "/api/reports/charts/": "containment"}
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)

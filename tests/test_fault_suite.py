@@ -205,7 +205,9 @@ def test_kill_9_each_process_under_load_loses_nothing(stack: Stack) -> None:
     print("\nfault suite:", json.dumps(figures, indent=1))
     print(f"acknowledged: {len(ledger.customer_acks)} customer messages in {len(ledger.tokens)} conversations, "
           f"{len(ledger.agent_acks)} agent messages, {len(ledger.cases)} cases ({len(ledger.closed)} closed)")
-    (stack.settings.var_dir / "fault-suite.json").write_text(json.dumps({
+    results = stack.settings.var_dir / "fault-suite.json"
+    results.touch(mode=0o600)  # var/ is owner-only (tests/test_supervisor.py checks every file in it)
+    results.write_text(json.dumps({
         "kills": figures, "customer_messages": len(ledger.customer_acks), "agent_messages": len(ledger.agent_acks),
         "conversations": len(ledger.tokens), "cases": len(ledger.cases), "closed": len(ledger.closed),
     }, indent=1))

@@ -15,6 +15,19 @@ from reports import charts
 from tests.conftest import Stack
 
 
+def wait_js(page: Any, expression: str, timeout: float = 20.0) -> Any:
+    """Poll a page expression from the test side: the pages' CSP (no 'unsafe-eval') blocks the
+    in-page eval that Playwright's wait_for_function relies on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true in {timeout:.0f} s: {expression}")
+        page.wait_for_timeout(100)
+
+
 XSS = "<img src=x onerror=window.__xss=1>"
 
 
@@ -92,15 +105,15 @@ def test_reports_page_filters_draws_charts_and_downloads_csv(page: Any, stack: S
     login(page, stack, "manager")
     page.locator("#figure-containment").wait_for()
     assert "Reason: " + XSS in page.locator("#figure-escalations").text_content()
-    page.wait_for_function("() => { const i = document.querySelector('#chart-escalation_reasons img'); return i && i.complete && i.naturalWidth > 0; }")
+    wait_js(page, "() => { const i = document.querySelector('#chart-escalation_reasons img'); return i && i.complete && i.naturalWidth > 0; }")
     assert page.evaluate("window.__xss") is None
     assert "Containment" in page.locator("#figure-containment").text_content()
-    page.wait_for_function("() => { const i = document.querySelector('#chart-containment img'); return i && i.complete && i.naturalWidth > 0; }")
-    page.wait_for_function("() => { const i = document.querySelector('#chart-csat_trend img'); return i && i.complete && i.naturalWidth > 0; }")
+    wait_js(page, "() => { const i = document.querySelector('#chart-containment img'); return i && i.complete && i.naturalWidth > 0; }")
+    wait_js(page, "() => { const i = document.querySelector('#chart-csat_trend img'); return i && i.complete && i.naturalWidth > 0; }")
     # a filter: a channel with no conversations empties the figures
     page.select_option("#f-channel", "rest")
     page.get_by_role("button", name="Show").click()
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Showing')")
+    wait_js(page, "document.getElementById('status').textContent.startsWith('Showing')")
     assert "Conversations" in page.locator("#figure-containment").text_content()
     with page.expect_download() as info:
         page.get_by_role("button", name="Download Containment as CSV").click()
@@ -113,7 +126,7 @@ def test_reports_page_filters_draws_charts_and_downloads_csv(page: Any, stack: S
 
 def test_reports_page_refuses_an_agent(page: Any, stack: Stack) -> None:
     login(page, stack, "agent")
-    page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+    wait_js(page, "document.getElementById('login-error').textContent.length > 0")
     assert "cannot see the reports" in page.locator("#login-error").text_content()
     assert page.locator("#app").is_hidden()
 
@@ -157,7 +170,7 @@ def test_a_low_rating_reaches_the_agent_the_review_queue_and_the_agents_own_revi
         selects.nth(i).select_option("3")
     page.get_by_label("Comment").fill("Polite, but the customer waited <long>.")
     page.get_by_role("button", name="Submit review").click()
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Review saved: 50')")
+    wait_js(page, "document.getElementById('status').textContent.startsWith('Review saved: 50')")
 
     own = stack.http.get("/api/reports/qa/mine", headers=stack.login("agent").headers).json()["reviews"]
     review = [r for r in own if r["case_id"] == case["id"]][0]

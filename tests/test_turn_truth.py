@@ -26,7 +26,7 @@ def test_lock_after_the_message_is_stored_answers_saved(tmp_path: Path) -> None:
     async def scenario() -> tuple[TurnIncomplete, list[str]]:
         engine = async_engine(settings)
         store = ConversationStore(engine)
-        rasa = RasaClient("http://127.0.0.1:9", 1.0)
+        rasa = RasaClient("http://127.0.0.1:9", 1.0, "test-token")
         router = Router(settings, store, CaseQueue(engine, 1.0), rasa, EventLog(engine), Bus())
         conversation = await router.start_conversation("rest")
         locker = sqlite3.connect(tmp_path / "tandem.db", timeout=5, isolation_level=None)

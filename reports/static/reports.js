@@ -278,10 +278,10 @@ $("review-form").addEventListener("submit", async (event) => {
   for (const select of $("review-criteria").querySelectorAll("select")) scores[select.dataset.id] = Number(select.value);
   try {
     const data = await send("POST", "/api/reports/qa/reviews/" + reviewing, { scores, comment: $("review-comment").value });
-    $("status").textContent = "Review saved: " + data.review.score.toFixed(0) + " / 100.";
     $("review").hidden = true; $("review-comment").value = "";
     await showQueue();
-    await show();
+    await show();  // refreshes the figures (and says what it shows): the saved review is said last
+    $("status").textContent = "Review saved: " + data.review.score.toFixed(0) + " / 100.";
   } catch (e) { $("problem").textContent = e.message; }
 });
 
