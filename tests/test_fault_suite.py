@@ -7,7 +7,7 @@ offered a person; while the web process is away they get connection errors (noth
 acknowledged, so nothing can be lost) and no answer is ever a 5xx.
 
 Figures (restart time of each process, outage as a customer saw it) are printed (`-s`) and
-written to <var>/fault-suite.json; docs/security-processes.md has a run's numbers.
+written to <var>/fault-suite.json; docs/security.md ("Processes and crashes") has a run's numbers.
 """
 from __future__ import annotations
 
