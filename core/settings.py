@@ -86,13 +86,13 @@ class FollowupSettings:
 class Business:
     """Who the assistant speaks for and the texts it says (tandem.yml `business:`).
 
-    Northwind Goods is only the demo's default. Texts may use {name} (the business's name) and
+    The defaults here name no business: the demo's shop is set in tandem.yml. Texts may use {name} (the business's name) and
     {covers} (what the assistant covers); editors may override each text at run time
     (bot/persona_api.py, core/persona.py) with no retraining.
     """
 
-    name: str = "Northwind Goods"
-    covers: str = "orders, delivery, returns, refunds, payments, accounts, warranty and membership"
+    name: str = "Support"
+    covers: str = "questions about our products and services"
     greeting: str = "Hi! I'm the {name} assistant. Ask me about {covers}, or type 'agent' to reach a person."
     goodbye: str = "Goodbye, and thanks for contacting {name}!"
     welcome: str = "You're welcome! Anything else I can help with?"  # the reply to thanks

@@ -1,7 +1,7 @@
 """How an entry scores for a question: `BEST_WEIGHT` x its best text + the rest x the mean of its best three.
 
 Shipped: BEST_WEIGHT 1.0, the best cosine. The blend 0.5 / 0.5 ranked better on the three
-benchmark sets (BANKING77 0.929 vs 0.923 top-1, Bitext 0.992 vs 0.990, Northwind 0.755 vs 0.720;
+benchmark sets (BANKING77 0.929 vs 0.923 top-1, Bitext 0.992 vs 0.990, demo held-out 0.755 vs 0.720;
 docs/evaluation.md), whose entries all have many texts. But it favours entries with FEW texts: an
 entry with one text scores its plain cosine while an entry with five is pulled down by its other
 wordings, so an editor's one-line draft beat an existing entry whose question the customer typed

@@ -13,7 +13,7 @@ does have is several wordings per entry. So, on the index's own vectors (nothing
 
 The answer threshold is the score that `heldout_target` (90 %) of the rightly ranked held-out
 paraphrases reach, but never below the score that refuses `offtopic_target` (95 %) of the off-topic
-questions. (Maximising held-out answered + left-out refused was tried too: on Northwind it chose
+questions. (Maximising held-out answered + left-out refused was tried too: on the demo held-out set it chose
 0.78 and answered 5 % of real questions; see docs/evaluation.md.) Left-out entries are reported to
 the editor, not optimised. The clarify floor is 0.05 below the answer threshold: both options must be plausible.
 

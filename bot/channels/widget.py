@@ -1,7 +1,7 @@
 """The embeddable web chat widget: a session endpoint, a websocket, and the static files.
 
     GET  /widget/tandem-widget.js, /widget/widget.css    the widget itself (no build step)
-    GET  /demo                                           the "Northwind Goods" demo host page
+    GET  /demo                                           the demo host page (the demo business of tandem.yml)
     POST /widget/session   {site_key, token?}            -> {conversation_id, token, mode, resumed}
     WS   /widget/ws?token=<token>&after=<last id>        history since `after`, then live messages
 
