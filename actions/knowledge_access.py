@@ -1,14 +1,16 @@
 """The action server's one KnowledgeBase, opened when the action server imports the actions.
 
 rasa-sdk instantiates Action classes itself, so the knowledge base cannot be passed in; this
-module is the single, explicit place that builds it from the settings.
+module is the single, explicit place that builds it from the settings. The tables exist already:
+`./tandem up` (server/cli.prepare) creates them before it starts this process.
 """
 from __future__ import annotations
 
 import functools
 import logging
 
-from core.db import create_schema, sync_engine
+from core.db import sync_engine
+
 from core.persona import PersonaSource
 from core.settings import Business, Settings, load_settings
 from knowledge.base import KnowledgeBase
@@ -26,7 +28,6 @@ def settings() -> Settings:
 def knowledge_base() -> KnowledgeBase:
     """Open (and if needed rebuild) the index, and load the embedding model, once."""
     current = settings()
-    create_schema(current)
     kb = KnowledgeBase(FaqStore(sync_engine(current)), current.index_dir)
     kb.open()
     kb.search("warm up")  # loads the model now, not on the first customer's message
@@ -38,7 +39,6 @@ def knowledge_base() -> KnowledgeBase:
 def persona_source() -> PersonaSource:
     """tandem.yml's business texts plus editors' overrides, re-checked at most once a second."""
     current = settings()
-    create_schema(current)
     return PersonaSource(sync_engine(current), current.business)
 
 

@@ -177,8 +177,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
 
-    from bot.cli import prepare
-    from bot.processes import Supervisor
+    from server.cli import prepare
+    from server.processes import Supervisor
     from core.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="tandem-console-bench-") as tmp:

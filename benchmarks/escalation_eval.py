@@ -172,7 +172,8 @@ def write_set(path: Path = SET) -> None:
 
 
 def open_kb(var_dir: Path) -> Any:
-    from core.db import create_schema, sync_engine
+    from core.db import sync_engine
+    from server.schema import create_schema
     from core.settings import load_settings
     from knowledge.base import KnowledgeBase, seed_if_empty
     from knowledge.store import FaqStore
@@ -198,8 +199,8 @@ def through_stack(conversations: list[Any], model: Path) -> dict[str, int | None
 
     import httpx
 
-    from bot.cli import prepare
-    from bot.processes import Supervisor
+    from server.cli import prepare
+    from server.processes import Supervisor
     from tests.conftest import stack_settings
 
     settings = stack_settings(Path(tempfile.mkdtemp(prefix="tandem-esc-")))

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.cli import prepare  # noqa: E402
-from bot.processes import Supervisor  # noqa: E402
+from server.cli import prepare  # noqa: E402
+from server.processes import Supervisor  # noqa: E402
 from tests.conftest import stack_settings  # noqa: E402
 from tests.hostile import (FRAMES, GENERIC_FAILURE, Credentials, Tally, app_routes, credentials, draw_attempt,  # noqa: E402
                            prepare_accounts, send)

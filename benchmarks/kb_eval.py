@@ -101,8 +101,8 @@ class Product:
     """The running stack and the doors a business and its customers use."""
 
     def __init__(self, var_dir: Path) -> None:
-        from bot.cli import prepare
-        from bot.processes import Supervisor
+        from server.cli import prepare
+        from server.processes import Supervisor
 
         self.settings = load_settings(var_dir=var_dir, web_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                                       secret_key="kb-eval", database_url="", rate_limits=False)  # one address asks thousands

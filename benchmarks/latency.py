@@ -35,8 +35,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, children_of, cpu_seconds, free_port, machine, markdown_table, peak_rss_mb, percentile, today, write_section  # noqa: E402
 
-from bot.cli import prepare  # noqa: E402
-from bot.processes import Supervisor  # noqa: E402
+from server.cli import prepare  # noqa: E402
+from server.processes import Supervisor  # noqa: E402
 from core.settings import Settings, load_settings  # noqa: E402
 from knowledge.base import load_faq_file  # noqa: E402
 
@@ -331,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "OMP_WAIT_POLICY=PASSIVE (to see what that setting is worth); own section")
     args = parser.parse_args(argv)
     section = SECTION
-    # Tandem ships OMP_WAIT_POLICY=PASSIVE (bot/processes.py); the bare bot gets the same env.
+    # Tandem ships OMP_WAIT_POLICY=PASSIVE (server/processes.py); the bare bot gets the same env.
     os.environ["OMP_WAIT_POLICY"] = "ACTIVE" if args.omp_spin else "PASSIVE"
     if args.omp_spin:
         section = f"{SECTION}, with spinning OpenMP threads (OMP_WAIT_POLICY=ACTIVE)"

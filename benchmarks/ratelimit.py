@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, markdown_table, today, write_section  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from bot.conversations import ConversationStore  # noqa: E402
-from core.db import async_engine, create_schema  # noqa: E402
+from conversations.store import ConversationStore  # noqa: E402
+from core.db import async_engine
+from server.schema import create_schema# noqa: E402
 from core.ratelimit import MemoryStore, RateLimiter, RedisStore, SqlStore, Store  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 

@@ -20,7 +20,8 @@ import common  # noqa: F401  (puts the project root on sys.path)
 import sqlalchemy as sa
 
 from common import machine, markdown_table, percentile, today, write_section
-from core.db import create_schema, sync_engine
+from core.db import sync_engine
+from server.schema import create_schema
 from core.settings import load_settings
 from reports import metrics
 from reports.schema import ensure_indexes

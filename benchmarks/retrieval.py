@@ -33,7 +33,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import IMAGES, ROOT, machine, markdown_table, percentile, today, write_section  # noqa: E402
 
-from core.db import create_schema, sync_engine  # noqa: E402
+from core.db import sync_engine
+
+from server.schema import create_schema# noqa: E402
 from core.settings import load_settings  # noqa: E402
 from knowledge.base import KnowledgeBase, load_faq_file, seed_if_empty  # noqa: E402
 from knowledge.store import FaqStore  # noqa: E402

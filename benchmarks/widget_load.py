@@ -235,8 +235,8 @@ def summarise(results: list[Customer], wall: float, customers: int, messages: in
 
 def start_stack(var_dir: Path) -> Any:
     """A Tandem of its own, the way the test suite starts one."""
-    from bot.cli import prepare
-    from bot.processes import Supervisor
+    from server.cli import prepare
+    from server.processes import Supervisor
     from core.settings import load_settings
 
     settings = load_settings(  # throttling off: 100 customers from one address is the point here

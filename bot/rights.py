@@ -1,4 +1,4 @@
-"""Data rights of the bot room: conversations, transcripts, delivery ledger and Rasa's tracker."""
+"""Data rights of the bot room: the channels' delivery ledger, Telegram's update ids and Rasa's tracker."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +7,6 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from bot.channels.deliveries import deliveries
-from bot.conversations import conversations, message_receipts, messages
 from core.rights import NoPersonalData, RightsContext, RightsRegistry, RowsWhere, Subject, plain
 
 RASA_EVENTS = "events"  # the table of Rasa's SQLTrackerStore; sender_id is our conversation id
@@ -62,8 +61,5 @@ def register(registry: RightsRegistry) -> None:
     registry.register(
         RasaTracker(),
         RowsWhere("bot", deliveries, "conversation_id"),
-        RowsWhere("bot", message_receipts, "conversation_id"),
-        RowsWhere("bot", messages, "conversation_id"),
         NoPersonalData("bot", "inbound_updates", "Telegram update ids already handled: no content, no sender"),
-        RowsWhere("bot", conversations, "id"),
     )

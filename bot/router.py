@@ -16,19 +16,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.conversations import Conversation, ConversationStore, DuplicateMessage, Message, Receipt
+from conversations.store import Conversation, ConversationStore, DuplicateMessage, Message, Receipt
 from bot.rasa_client import RasaClient, RasaUnavailable
 from core.bus import Bus
-from core.eventlog import EventLog
+from conversations.events import EventLog
 from core.http import ApiError, database_unavailable, has_surrogates, unavailable
 from core.settings import Settings
 from handoff.accounts import Account
 from handoff.dispatch import estimate_wait
-from handoff.hours import BusinessHours
-from handoff.presence import Presence
 from handoff.queue import Case, CaseQueue
-from handoff.routing import RoutingRules
-from handoff.tickets import TicketStore, clean_contact
+from handoff.services import WaitingRoom
+from handoff.tickets import clean_contact
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +134,7 @@ class Router:
         rasa: RasaClient,
         events: EventLog,
         bus: Bus,
+        waiting: WaitingRoom,
     ) -> None:
         self.settings = settings
         self.conversations = conversations
@@ -143,11 +142,12 @@ class Router:
         self.rasa = rasa
         self.events = events
         self.bus = bus
-        # The waiting-customer experience: routing rules, who is online, opening hours, tickets.
-        self.rules = RoutingRules(settings)
-        self.presence = Presence(queue.engine, settings, self.rules)
-        self.hours = BusinessHours(settings.business_hours, settings.business_timezone)
-        self.tickets = TicketStore(queue.engine)
+        # The waiting-customer experience: routing rules, who is online, opening hours, tickets
+        # (the same objects the console uses, built once by the composition root).
+        self.rules = waiting.rules
+        self.presence = waiting.presence
+        self.hours = waiting.hours
+        self.tickets = waiting.tickets
 
     # -- conversations ---------------------------------------------------------------------
     async def start_conversation(self, channel: str, external_id: str | None = None, customer_name: str = "") -> Conversation:

@@ -48,26 +48,3 @@ def async_engine(settings: Settings) -> AsyncEngine:
         sa.event.listen(engine.sync_engine, "connect", _pragmas(settings.db_busy_timeout_s))
         return engine
     return create_async_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
-
-
-def create_schema(settings: Settings) -> None:
-    """Create every registered table that does not exist yet (idempotent)."""
-    import bot.channels.deliveries  # noqa: F401  (registers tables)
-    import bot.conversations  # noqa: F401
-    import bot.channels.updates  # noqa: F401
-    import core.eventlog  # noqa: F401
-    import customers.schema  # noqa: F401
-    import handoff.followup  # noqa: F401
-    import core.ratelimit  # noqa: F401
-    import core.persona  # noqa: F401
-    import handoff.schema  # noqa: F401
-    import handoff.sla  # noqa: F401
-    import knowledge.store  # noqa: F401
-    import mail.outbox  # noqa: F401
-    import reports.schema  # noqa: F401
-
-    engine = sync_engine(settings)
-    try:
-        metadata.create_all(engine)
-    finally:
-        engine.dispose()

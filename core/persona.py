@@ -158,3 +158,8 @@ class AsyncPersona:
             await conn.run_sync(lambda sync_conn: _write(sync_conn, clean, by))
         self._checked = 0.0
         return await self.current()
+
+
+def public_view(business: Business) -> dict[str, str]:
+    """What a channel shows before the first message: the business's name and greeting."""
+    return {"name": business.name, "greeting": business.text("greeting")}

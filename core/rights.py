@@ -186,3 +186,11 @@ def chunks(values: Iterable[Any], size: int = 500) -> Iterable[tuple[Any, ...]]:
             batch = []
     if batch:
         yield tuple(batch)
+
+
+def register(registry: RightsRegistry) -> None:
+    """core's own tables hold no personal data."""
+    registry.register(
+        NoPersonalData("core", "persona_texts", "the business's own bot texts, written by editors"),
+        NoPersonalData("core", "rate_limits", "throttle buckets under SHA-256 hashed keys, expiring within minutes"),
+    )

@@ -88,7 +88,7 @@ class Business:
 
     The defaults here name no business: the demo's shop is set in tandem.yml. Texts may use {name} (the business's name) and
     {covers} (what the assistant covers); editors may override each text at run time
-    (bot/persona_api.py, core/persona.py) with no retraining.
+    (editor/persona_api.py, core/persona.py) with no retraining.
     """
 
     name: str = "Support"
@@ -181,7 +181,7 @@ class Settings:
     # DEMO ONLY: `up` creates agent/agent, agent2/agent2, supervisor/supervisor, editor/editor, manager/manager.
     # Off unless tandem.yml (the demo's) turns it on; turned off, those logins are locked.
     demo_accounts: bool = False
-    # The supervisor (bot/processes.py): a service that dies is restarted after supervise_backoff_s,
+    # The supervisor (server/processes.py): a service that dies is restarted after supervise_backoff_s,
     # doubled per consecutive fast failure (a run shorter than supervise_stable_s) up to
     # supervise_max_backoff_s; after supervise_give_up_after fast failures in a row it gives up.
     start_timeout_s: float = 240.0

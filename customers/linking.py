@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.conversations import ConversationStore
+from conversations.store import ConversationStore
 from core.settings import CustomerSettings
 from customers.identity import verify_identity
 from customers.store import Customer, CustomerStore

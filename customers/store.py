@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from customers.identity import Identity
 from customers.schema import customer_conversations, customer_identities, customers
-from handoff.schema import case_routing, cases
 
 Clock = Callable[[], float]
 EDITABLE = ("name", "email", "phone", "tier", "notes")
@@ -48,21 +47,6 @@ class Customer:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class PastCase:
-    """One of the customer's cases, for the console's history panel."""
-
-    id: int
-    conversation_id: str
-    channel: str
-    status: str
-    reason: str
-    resolution: str | None
-    team: str | None
-    created_at: float
-    closed_at: float | None
 
 
 class CustomerStore:
@@ -204,26 +188,6 @@ class CustomerStore:
                 .where(customer_conversations.c.customer_id == customer_id).order_by(customer_conversations.c.linked_at)
             )
             return [r[0] for r in rows.all()]
-
-    async def past_cases(self, customer_id: int, limit: int = 50) -> list[PastCase]:
-        """Every case of every conversation of this customer, newest first, with its outcome."""
-        async with self._engine.connect() as conn:
-            customer_id = await self._resolve(conn, customer_id)
-            query = (
-                sa.select(cases, case_routing.c.team)
-                .select_from(
-                    cases.join(customer_conversations, customer_conversations.c.conversation_id == cases.c.conversation_id)
-                    .outerjoin(case_routing, case_routing.c.case_id == cases.c.id)
-                )
-                .where(customer_conversations.c.customer_id == customer_id)
-                .order_by(cases.c.created_at.desc(), cases.c.id.desc()).limit(limit)
-            )
-            rows = (await conn.execute(query)).mappings().all()
-        return [
-            PastCase(r["id"], r["conversation_id"], r["channel"], r["status"], r["reason"], r["resolution"], r["team"],
-                     r["created_at"], r["closed_at"])
-            for r in rows
-        ]
 
     async def merge(self, keep_id: int, absorb_id: int) -> Customer:
         """Fold `absorb_id` into `keep_id`: identities, conversations (and so cases and tickets) follow.

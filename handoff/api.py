@@ -6,31 +6,19 @@ ConversationControl the app wires in (app.ctx.control).
 """
 from __future__ import annotations
 
-from typing import Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from core.auth import staff
-from core.http import ApiError, bearer_token, read_json
+from core.http import ApiError, read_json
 from core.ratelimit import client_address, limiter
 from handoff.accounts import Account, Accounts, AuthError, session_key
 from handoff.control import ConversationControl
 from handoff.queue import CaseError, CaseQueue
-from handoff.services import services
 
 bp = Blueprint("agent_api", url_prefix="/api/agent")
 
-
-@bp.after_server_start
-async def start_dispatcher(app, _loop) -> None:  # type: ignore[no-untyped-def]
-    """Auto-assignment and queue-position updates run in every web process (assignments are atomic)."""
-    await services(app).dispatcher.start()
-
-
-@bp.before_server_stop
-async def stop_dispatcher(app, _loop) -> None:  # type: ignore[no-untyped-def]
-    await services(app).dispatcher.stop()
 
 RESOLUTIONS = ("resolved", "not_resolved", "duplicate", "spam", "transferred_to_ticket", "other")
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import metadata
-from core.eventlog import conversation_events
+from conversations.events import conversation_events
 from core.settings import FollowupSettings
 from handoff.queue import Case, CaseQueue
 from handoff.schema import case_routing, cases

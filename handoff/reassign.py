@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.conversations import messages
-from core.eventlog import conversation_events
+from conversations.store import messages
+from conversations.events import conversation_events
 from core.settings import ReassignSettings
 from handoff.presence import AgentState, Presence
 from handoff.schema import agent_status, case_routing, cases

@@ -1,14 +1,18 @@
-"""The console's services on app.ctx, built on first use from what bot/app.py already made.
+"""The human side's services, as typed objects the composition root (server/) builds once.
 
-Lazy, so the app factory needs only one line per blueprint and every request finds them even
-before the after_server_start listener has started the dispatcher.
+`WaitingRoom` is what the router needs to tell a waiting customer about routing, opening hours
+and who is online; `ConsoleServices` is what the agent API and console use. Both hold the same
+objects, so there is one RoutingRules, one Presence, one BusinessHours and one TicketStore per
+process.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from sanic import Sanic
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.settings import Settings
 from handoff.dispatch import Dispatcher
 from handoff.hours import BusinessHours
 from handoff.notes import CannedResponses, NoteStore
@@ -17,7 +21,20 @@ from handoff.routing import RoutingRules
 from handoff.tickets import TicketStore
 
 
-@dataclass
+@dataclass(frozen=True)
+class WaitingRoom:
+    rules: RoutingRules
+    presence: Presence
+    hours: BusinessHours
+    tickets: TicketStore
+
+    @classmethod
+    def build(cls, engine: AsyncEngine, settings: Settings) -> "WaitingRoom":
+        rules = RoutingRules(settings)
+        return cls(rules, Presence(engine, settings, rules), BusinessHours(settings.business_hours, settings.business_timezone), TicketStore(engine))
+
+
+@dataclass(frozen=True)
 class ConsoleServices:
     rules: RoutingRules
     presence: Presence
@@ -29,15 +46,6 @@ class ConsoleServices:
 
 
 def services(app: Sanic) -> ConsoleServices:
-    found = getattr(app.ctx, "console", None)
-    if found is None:
-        settings, engine = app.ctx.settings, app.ctx.engine
-        rules = RoutingRules(settings)
-        presence = Presence(engine, settings, rules)
-        found = ConsoleServices(
-            rules=rules, presence=presence, tickets=TicketStore(engine), notes=NoteStore(engine),
-            canned=CannedResponses(engine), hours=BusinessHours(settings.business_hours, settings.business_timezone),
-            dispatcher=Dispatcher(settings, app.ctx.queue, presence, app.ctx.control, app.ctx.bus),
-        )
-        app.ctx.console = found
+    """The console's services, built by server/services.py before the server starts."""
+    found: ConsoleServices = app.ctx.console
     return found

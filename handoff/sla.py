@@ -15,9 +15,9 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.conversations import messages
+from conversations.store import messages
 from core.db import metadata
-from core.eventlog import conversation_events
+from conversations.events import conversation_events
 from core.settings import SlaSettings, SlaTarget
 from handoff.schema import case_routing, cases
 

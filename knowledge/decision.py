@@ -1,6 +1,6 @@
 """The one retrieval decision: answer, ask "did you mean A or B?", or refuse (a miss).
 
-The bot (actions/policy.py) and the editors' "try a question" (knowledge/editor_api.py) both call
+The bot (actions/policy.py) and the editors' "try a question" (editor/api.py) both call
 `decide()`, so a preview is exactly what a customer would get for the same text and knowledge
 base. Escalation (mood, requests for a person, repeated misses) is the policy's business and is
 not decided here; this module only knows the matches and the thresholds.

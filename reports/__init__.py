@@ -1,1 +1,1 @@
-"""The managers' room: reports, CSAT and quality review. Nothing outside imports it but bot/app.py."""
+"""The managers' room: reports, CSAT and quality review. Nothing outside imports it but server/app.py."""

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file, json, raw
 
-from bot.channels import tokens
+from core import tokens
 from core.auth import staff
 from core.db import sync_engine
 from core.http import ApiError, bearer_token, read_json

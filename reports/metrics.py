@@ -395,11 +395,11 @@ class GapTrend:
 
 
 def gap_trend(engine: sa.engine.Engine, f: Filters, embed: Callable[[Sequence[str]], np.ndarray], threshold: float = 0.7) -> list[GapTrend]:
-    """Knowledge-gap clusters (knowledge/gaps.py) of the window's unanswered questions, per day.
+    """Knowledge-gap clusters (editor/gaps.py) of the window's unanswered questions, per day.
 
     Channel, team and agent filters do not apply: the gap finder reads the whole log.
     """
-    from knowledge.gaps import cluster, missed_questions
+    from editor.gaps import cluster, missed_questions
 
     questions = [q for q in missed_questions(engine, limit=5000) if f.start <= q.at < f.end]
     found = []

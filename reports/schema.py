@@ -2,14 +2,14 @@
 
 The owned tables (csat, qa_*) register on core.db.metadata. The others are named here with
 lightweight `sa.table` clauses listing only the columns the reports read, so this room never
-imports bot/ or handoff/ (the same approach as knowledge/transcripts.py).
+imports bot/ or handoff/ (the same approach as conversations/transcripts.py).
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 from core.db import metadata
-from core.eventlog import conversation_events
+from conversations.events import conversation_events
 
 csat = sa.Table(
     "csat",
@@ -66,7 +66,7 @@ qa_scores = sa.Table(
     sa.Column("weight", sa.Float, nullable=False),  # the criterion's weight when scored
 )
 
-# -- read only: owned by bot/conversations.py and handoff/schema.py --------------------------
+# -- read only: owned by conversations/store.py and handoff/schema.py --------------------------
 conversations = sa.table(
     "conversations",
     sa.column("id", sa.String),

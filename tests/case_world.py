@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.conversations import ConversationStore
-from core.db import async_engine, create_schema
-from core.eventlog import EventLog
+from conversations.store import ConversationStore
+from core.db import async_engine
+from server.schema import create_schema
+from conversations.events import EventLog
 from core.settings import Settings
 from handoff.accounts import Account, Accounts
 from handoff.presence import Presence

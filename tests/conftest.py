@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.cli import prepare
-from bot.processes import Supervisor
+from server.cli import prepare
+from server.processes import Supervisor
 from core.settings import Settings, load_settings
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -128,7 +128,7 @@ class Route:
 
 def app_routes(settings: Settings) -> list[Route]:
     """Every (method, path) the real app serves, read from its own router."""
-    from bot.app import create_app
+    from server.app import create_app
 
     app = create_app(settings)
     found = []

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.conversations import ConversationStore
-from core.db import async_engine, create_schema
+from conversations.store import ConversationStore
+from core.db import async_engine
+from server.schema import create_schema
 from core.settings import CustomerSettings, load_settings
 from customers.identity import canonical_json, sign_identity, verify_identity
 from customers.store import CustomerError, CustomerStore, UnknownCustomer
 from handoff.accounts import Accounts
+from handoff.history import CaseHistory
 from handoff.queue import CaseQueue
 from tests.conftest import postgres_url, stack_settings
 
@@ -149,7 +151,7 @@ async def test_merge_moves_identities_conversations_and_cases(db: Any) -> None:
     assert merged.notes == "VIP since 2020\nprefers Telegram"
     assert merged.identities == [{"channel": "telegram", "external_id": "987", "verified": False}]
     assert set(await store.conversations_of(web.id)) == {c1.id, c2.id}
-    history = await store.past_cases(web.id)
+    history = await CaseHistory(db).of_conversations(await store.conversations_of(web.id))
     assert [(c.conversation_id, c.status, c.resolution) for c in history][-1] == (c2.id, "closed", "refunded")
     assert {c.conversation_id for c in history} == {c1.id, c2.id}
     # the absorbed record resolves to the kept one; new Telegram messages find the merged customer

@@ -21,11 +21,12 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
-from bot.conversations import ConversationStore
-from core.db import async_engine, create_schema, metadata, sync_engine
-from core.eventlog import EventLog
+from conversations.store import ConversationStore
+from core.db import async_engine, metadata, sync_engine
+from server.schema import create_schema
+from conversations.events import EventLog
 from core.settings import FollowupSettings, MailSettings, Settings, SlaSettings, SlaTarget
-from customers.data_rights import DataRights, OpenCaseError, default_registry
+from privacy.data_rights import DataRights, OpenCaseError, default_registry
 from customers.store import CustomerStore
 from handoff.accounts import Accounts
 from handoff.followup import Followups
@@ -46,7 +47,7 @@ class Person:
 
 
 async def rasa_tracker(settings: Settings, conversation_id: str, texts: list[str]) -> None:
-    """Write a tracker with Rasa's own SQLTrackerStore, configured as bot/processes.py configures it."""
+    """Write a tracker with Rasa's own SQLTrackerStore, configured as server/processes.py configures it."""
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.events import UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
@@ -186,7 +187,7 @@ async def test_export_then_erase_leaves_nothing(world: tuple[Settings, Any, Pers
 @pytest.mark.asyncio
 async def test_retention_erases_old_conversations_only(world: tuple[Settings, Any, Person, Person]) -> None:
     settings, engine, alice, bob = world
-    from bot.conversations import conversations
+    from conversations.store import conversations
 
     async with engine.begin() as conn:  # alice's conversations were last touched 40 days ago
         await conn.execute(conversations.update().where(conversations.c.id.in_(alice.conversation_ids))

@@ -14,8 +14,9 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
-from bot.conversations import ConversationStore, DuplicateMessage, message_receipts, messages
-from core.db import async_engine, create_schema
+from conversations.store import ConversationStore, DuplicateMessage, message_receipts, messages
+from core.db import async_engine
+from server.schema import create_schema
 from core.settings import load_settings
 from tests.conftest import Customer, Stack, postgres_url
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import yaml
 
 from core.db import metadata
-from knowledge import importing
+from editor import importing
 from knowledge.store import FaqStore
 
 LSOF_FAQ = Path("/usr/share/doc/lsof/00FAQ.gz")

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import bot.conversations  # noqa: F401 - registers the messages table this room only reads
+import conversations.store  # noqa: F401 - registers the messages table this room only reads
 from core.db import metadata
-from core.eventlog import conversation_events
+from conversations.events import conversation_events
 from knowledge.embedder import Embedder
-from knowledge.gaps import knowledge_gaps, missed_questions
-from knowledge.suggestions import suggestions
-from knowledge.usage import usage_by_faq
+from editor.gaps import knowledge_gaps, missed_questions
+from editor.suggestions import suggestions
+from editor.usage import usage_by_faq
 
 
 class Log:

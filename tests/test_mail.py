@@ -14,7 +14,9 @@ import pytest_asyncio
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from core.db import async_engine, create_schema
+from core.db import async_engine
+
+from server.schema import create_schema
 from core.settings import MailSettings
 from mail.message import MailError, OutboundMail
 from mail.outbox import Outbox

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.db import create_schema, sync_engine
+from core.db import sync_engine
+
+from server.schema import create_schema
 from core.persona import PersonaError, PersonaSource, validate
 from core.settings import Business, load_settings
 

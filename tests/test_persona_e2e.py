@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from bot.cli import prepare
-from bot.processes import Supervisor
+from server.cli import prepare
+from server.processes import Supervisor
 from core.settings import Business
 from tests.conftest import Stack, stack_settings, wait_until
 from tests.fakes.telegram_api import FakeTelegramServer

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from core.db import async_engine, create_schema
+from core.db import async_engine
+
+from server.schema import create_schema
 from handoff.accounts import Accounts, AuthError
 from handoff.queue import CaseConflict, CaseQueue, UnknownCase
 from tests.conftest import postgres_url, stack_settings

@@ -16,9 +16,10 @@ import pytest
 import pytest_asyncio
 import websockets
 
-from bot.cli import prepare
-from bot.processes import Supervisor
-from core.db import async_engine, create_schema
+from server.cli import prepare
+from server.processes import Supervisor
+from core.db import async_engine
+from server.schema import create_schema
 from core.ratelimit import Limit, MemoryStore, RateLimiter, RedisStore, SqlStore, Store
 from core.settings import load_settings
 from tests.conftest import Stack, postgres_url, redis_url, stack_settings

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.conversations import conversations
-from core.db import create_schema, sync_engine
-from core.eventlog import conversation_events
+from conversations.store import conversations
+from core.db import sync_engine
+from server.schema import create_schema
+from conversations.events import conversation_events
 from core.settings import load_settings
 from handoff.schema import accounts, case_routing, cases
 from reports import csat, metrics, qa
@@ -200,8 +201,8 @@ def test_qa_sampling_is_seeded_without_duplicates_and_scores_reach_the_reports(e
 
 
 def test_knowledge_gap_clusters_over_time(tmp_path: Path) -> None:
-    """knowledge/gaps.py's clusters, counted per day, inside the window only (real embedder)."""
-    from bot.conversations import messages
+    """editor/gaps.py's clusters, counted per day, inside the window only (real embedder)."""
+    from conversations.store import messages
     from knowledge.embedder import Embedder
 
     settings = load_settings(var_dir=tmp_path)

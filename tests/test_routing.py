@@ -20,17 +20,19 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
-from bot.conversations import ConversationStore
+from conversations.store import ConversationStore
 from bot.rasa_client import RasaClient
 from bot.router import Router
 from core.bus import Bus
-from core.db import async_engine, create_schema
-from core.eventlog import EventLog
+from core.db import async_engine
+from server.schema import create_schema
+from conversations.events import EventLog
 from core.settings import Settings
 from handoff.accounts import Account, Accounts
 from handoff.dispatch import Dispatcher, estimate_wait
 from handoff.hours import BusinessHours
 from handoff.presence import Presence, PresenceError
+from handoff.services import WaitingRoom
 from handoff.queue import AgentFull, CaseQueue
 from handoff.routing import RoutingRules, category_of, sentiment_severity
 from handoff.schema import cases
@@ -140,8 +142,9 @@ async def make_world(settings: Settings) -> World:
     conversations = ConversationStore(engine)
     bus = Bus()
     # No Rasa listens on this port: the router keeps the database story and logs the miss.
-    router = Router(settings, conversations, queue, RasaClient(f"http://127.0.0.1:{free_port()}", 1.0, "test-token"), EventLog(engine), bus)
-    presence = Presence(engine, settings)
+    waiting = WaitingRoom.build(engine, settings)
+    router = Router(settings, conversations, queue, RasaClient(f"http://127.0.0.1:{free_port()}", 1.0, "test-token"), EventLog(engine), bus, waiting)
+    presence = waiting.presence
     return World(settings, engine, queue, router, presence, Dispatcher(settings, queue, presence, router, bus), Accounts(engine, 8), conversations)
 
 

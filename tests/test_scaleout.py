@@ -9,8 +9,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.cli import prepare
-from bot.processes import Supervisor
+from server.cli import prepare
+from server.processes import Supervisor
 from tests.conftest import Stack, free_port, postgres_url, redis_url, stack_settings, wait_until
 
 REDIS_URL = redis_url()

@@ -159,7 +159,7 @@ def test_csv_export_neutralises_formulas_and_round_trips(stack: Stack) -> None:
 
 
 def test_csv_cells_round_trip_exactly() -> None:
-    from knowledge.importing import escape_cell, unescape_cell
+    from editor.importing import escape_cell, unescape_cell
 
     for value in ["=1+1", "+1", "-1", "@x", "\tx", "\rx", "'=x", "''@x", "'plain", "plain", "", "a=b"]:
         assert unescape_cell(escape_cell(value)) == value

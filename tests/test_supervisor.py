@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.cli import UnsafeSettings, _demo_accounts, check_demo_exposure, prepare
-from bot.processes import Supervisor, private_var_dir
-from core.db import async_engine, create_schema
+from server.cli import UnsafeSettings, _demo_accounts, check_demo_exposure, prepare
+from server.processes import Supervisor, private_var_dir
+from core.db import async_engine
+from server.schema import create_schema
 from handoff.accounts import Accounts, AuthError
 from tests.conftest import Stack, stack_settings, wait_until
 

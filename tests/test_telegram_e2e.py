@@ -19,8 +19,8 @@ import sqlalchemy as sa
 import yaml
 
 from bot.channels.telegram_delivery import MAX_TEXT, parse_callback, split_text
-from bot.cli import prepare
-from bot.processes import Supervisor
+from server.cli import prepare
+from server.processes import Supervisor
 from core.db import sync_engine
 from tests.conftest import Stack, free_port, postgres_url, redis_url, stack_settings, wait_until
 from tests.fakes.telegram_api import FakeTelegramServer

@@ -8,15 +8,17 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from bot.conversations import ConversationStore
+from conversations.store import ConversationStore
 from bot.rasa_client import RasaClient
 from bot.router import Router, TurnIncomplete, turn_incomplete_error
 from core.bus import Bus
-from core.db import async_engine, create_schema
-from core.eventlog import EventLog
+from core.db import async_engine
+from server.schema import create_schema
+from conversations.events import EventLog
 from core.http import database_unavailable
 from core.settings import load_settings
 from handoff.queue import CaseQueue
+from handoff.services import WaitingRoom
 
 
 def test_lock_after_the_message_is_stored_answers_saved(tmp_path: Path) -> None:
@@ -27,7 +29,7 @@ def test_lock_after_the_message_is_stored_answers_saved(tmp_path: Path) -> None:
         engine = async_engine(settings)
         store = ConversationStore(engine)
         rasa = RasaClient("http://127.0.0.1:9", 1.0, "test-token")
-        router = Router(settings, store, CaseQueue(engine, 1.0), rasa, EventLog(engine), Bus())
+        router = Router(settings, store, CaseQueue(engine, 1.0), rasa, EventLog(engine), Bus(), WaitingRoom.build(engine, settings))
         conversation = await router.start_conversation("rest")
         locker = sqlite3.connect(tmp_path / "tandem.db", timeout=5, isolation_level=None)
         stored_then_lock = store.add_message

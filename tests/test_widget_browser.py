@@ -68,7 +68,7 @@ def texts(page: Page, sender: str) -> list[str]:
 
 
 def events_of(stack: Stack, conversation: str, kind: str) -> list[dict[str, Any]]:
-    from core.eventlog import conversation_events
+    from conversations.events import conversation_events
 
     engine = sa.create_engine(stack.settings.sqlalchemy_url, future=True)
     try:

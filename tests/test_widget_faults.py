@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
 
-from bot.conversations import messages
+from conversations.store import messages
 from tests.conftest import Stack, free_port, wait_until
 from tests.test_widget_browser import TRACK_ANSWER_START, TRACK_QUESTION, bubbles, chat, conversation_id, say, texts
 

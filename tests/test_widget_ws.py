@@ -55,7 +55,7 @@ async def ask(ws: Any, text: str, ref: str = "q") -> dict[str, Any]:
 
 
 def events_of(stack: Stack, conversation_id: str, kind: str) -> list[dict[str, Any]]:
-    from core.eventlog import conversation_events
+    from conversations.events import conversation_events
 
     engine = sa.create_engine(stack.settings.sqlalchemy_url, future=True)
     try:

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.conversations import Message, messages
+from conversations.store import Message, messages
 from core.db import metadata
 
 #: Longer than the longest send with retries, so a live sender is never overtaken.

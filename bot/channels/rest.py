@@ -16,8 +16,8 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from bot.channels import tokens
-from bot.conversations import UnknownConversation
+from core import tokens
+from conversations.store import UnknownConversation
 from bot.router import ClientIdReused, InvalidMessage, Router, Turn, TurnIncomplete, turn_incomplete_error
 from core.http import ApiError, bearer_token, database_unavailable, int_arg, read_json, unavailable
 from core.ratelimit import client_address, limiter

@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sanic import Blueprint, Request, Sanic
+from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from telegram import BotCommand, InlineKeyboardMarkup, Update
 from telegram.error import InvalidToken, TelegramError
@@ -52,7 +52,7 @@ from bot.channels.telegram_delivery import (
     parse_callback,
 )
 from bot.channels.updates import UpdateLedger
-from bot.conversations import Conversation, conversations, messages
+from conversations.store import Conversation, conversations, messages
 from bot.router import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, Router
 from core.http import ApiError, read_json
 from core.ratelimit import Limit, RateLimiter
@@ -412,21 +412,3 @@ async def status(request: Request) -> HTTPResponse:
     if channel is None:
         return json({"enabled": False, "running": False})
     return json({"enabled": True, "mode": channel.mode, "running": channel.running})
-
-
-def install(app: Sanic) -> None:
-    """Register the webhook route and start/stop the channel with the server (if a token is set)."""
-    app.blueprint(bp)
-    app.ctx.telegram = None
-
-    @app.after_server_start
-    async def start_telegram(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
-        settings: Settings = app.ctx.settings
-        if settings.telegram_token:
-            app.ctx.telegram = TelegramChannel(settings, app.ctx.router, app.ctx.engine, app.ctx.limiter)
-            app.ctx.telegram.start()
-
-    @app.before_server_stop
-    async def stop_telegram(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
-        if app.ctx.telegram is not None:
-            await app.ctx.telegram.stop()

@@ -21,9 +21,9 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.channels.deliveries import DeliveryLedger
-from bot.conversations import ConversationStore, Message, UnknownConversation
+from conversations.store import ConversationStore, Message, UnknownConversation
 from core.bus import Bus
-from core.eventlog import EventLog
+from conversations.events import EventLog
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ live, or both live and in an ack, is shown once.
 Nothing typed is lost on a bad connection: each customer message carries a `client_id`; the
 widget keeps it (sessionStorage) until the server has stored it (its echo, an ack, or a
 "received" frame) and sends it again after reconnecting; the database keeps one copy per
-client id (bot/conversations.py). Pings are answered while a turn is still running, so the
+client id (conversations/store.py). Pings are answered while a turn is still running, so the
 widget can tell a slow answer from a dead connection. Error frames carry a `code`: invalid
 (fix the message), rate_limited (resend after `retry_after` seconds), server (offer a retry).
 """
@@ -32,8 +32,9 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Data
 
-from bot.channels import tokens
-from bot.conversations import Conversation, UnknownConversation
+from core import tokens
+from core.persona import public_view
+from conversations.store import Conversation, UnknownConversation
 from bot.router import CLIENT_ID, ClientIdReused, InvalidMessage, Router, Turn, TurnIncomplete
 from core.http import ApiError, BadJson, database_unavailable, error_response, int_arg, parse_json, read_json
 from core.ratelimit import Throttled, client_address, limiter
@@ -147,7 +148,6 @@ async def _session(request: Request) -> HTTPResponse:
 
 async def _business(request: Request) -> dict[str, str]:
     """The name (widget header) and greeting from settings + editors' overrides (core/persona.py)."""
-    from bot.persona_api import public_view
 
     return public_view(await request.app.ctx.persona.current())
 

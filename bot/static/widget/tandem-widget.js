@@ -17,7 +17,7 @@
   var BASE = ((script && script.getAttribute("data-tandem-url")) || (scriptUrl ? scriptUrl.origin : location.origin)).replace(/\/+$/, "");
   var SITE_KEY = (script && script.getAttribute("data-site-key")) || "demo";
   // The header shows data-title if the host page sets one, else the business's name from
-  // Tandem's settings (the session answer carries it: bot/persona_api.py).
+  // Tandem's settings (the session answer carries it: editor/persona_api.py).
   var FIXED_TITLE = script && script.getAttribute("data-title");
   var TITLE = FIXED_TITLE || "Chat with us";
   var STORE_KEY = "tandem-widget:" + BASE + ":" + SITE_KEY;
@@ -713,7 +713,7 @@
   // -- boot -------------------------------------------------------------------------------------
   function mount() {
     build();
-    // the business's name and greeting before the first message (bot/persona_api.py)
+    // the business's name and greeting before the first message (editor/persona_api.py)
     fetch(BASE + "/api/persona").then(function (r) { return r.ok ? r.json() : null; })
       .then(showBusiness).catch(function () { /* the header keeps its fallback title */ });
     var saved = load();

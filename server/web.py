@@ -1,9 +1,9 @@
-"""Run Tandem's web process: `python -m bot.web` (the CLI's `up` starts it for you)."""
+"""Run Tandem's web process: `python -m server.web` (the CLI's `up` starts it for you)."""
 from __future__ import annotations
 
 import logging
 
-from bot.app import create_app
+from server.app import create_app
 from core.settings import load_settings
 
 

@@ -36,14 +36,14 @@ from sanic.response import HTTPResponse, file, json, text
 from core.auth import staff
 from core.http import MAX_INT, ApiError, read_json
 from core.ratelimit import client_address, limiter
-from knowledge import importing
+from editor import importing
 from knowledge.base import KnowledgeBase, Match
 from knowledge.decision import Thresholds, decide
-from knowledge.diff import diff_snapshots
-from knowledge.gaps import knowledge_gaps
+from editor.diff import diff_snapshots
+from editor.gaps import knowledge_gaps
 from knowledge.store import STATUSES, Faq, FaqStore, NotFound, StoreError, VersionConflict, validate
-from knowledge.suggestions import suggestions
-from knowledge.usage import usage_by_faq
+from editor.suggestions import suggestions
+from editor.usage import usage_by_faq
 
 bp = Blueprint("editor_api")
 STATIC = Path(__file__).resolve().parent / "static" / "editor"
@@ -89,21 +89,6 @@ def _conflict(faq_id: str, exc: VersionConflict, current: Faq | None) -> HTTPRes
         "Reload it to see their version, then apply your change again."
     )
     return json({"error": message, "status": 409, "current": current.to_dict() if current else None}, status=409)
-
-
-@bp.listener("after_server_start")
-async def warm_up(app: Any, _loop: asyncio.AbstractEventLoop) -> None:
-    """Load the embedding model in the background, so an editor's first preview is not the one
-    that waits seconds for it (the web process otherwise loads it on first use)."""
-
-    async def warm() -> None:
-        try:
-            await app.ctx.knowledge_ready
-            await asyncio.to_thread(app.ctx.knowledge.embedder.encode, ["warm up"])
-        except Exception:  # noqa: BLE001 - a failed warm-up only means the first preview is slower
-            app.ctx.log.exception("could not warm up the embedding model")
-
-    app.ctx.editor_warm_up = asyncio.create_task(warm())
 
 
 # -- login ----------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from knowledge.gaps import REQUEST_REASONS
-from knowledge.importing import slug
-from knowledge.transcripts import Line, events, is_question_like, transcripts
+from editor.gaps import REQUEST_REASONS
+from editor.importing import slug
+from conversations.transcripts import Line, events, is_question_like, transcripts
 
 SKIPPED_RESOLUTIONS = ("spam", "duplicate")
 SMALL_TALK = ("hi", "hello", "hey", "thanks", "thank you", "ok", "okay", "bye", "you're welcome")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sqlalchemy as sa
 
-from knowledge.transcripts import events, is_question_like, transcripts
+from conversations.transcripts import events, is_question_like, transcripts
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 # Escalations whose last customer line is the request itself; the question is the line before.

@@ -42,7 +42,7 @@ def private_var_dir(settings: Settings) -> None:
 def write_credentials(settings: Settings) -> Path:
     """Rasa's credentials.yml: only Tandem's REST channel, which checks the Rasa token."""
     path = settings.var_dir / "credentials.yml"
-    _write_private(path, yaml.safe_dump({"bot.rasa_server.TokenRestInput": None}))
+    _write_private(path, yaml.safe_dump({"server.rasa_server.TokenRestInput": None}))
     return path
 
 
@@ -216,11 +216,11 @@ class Supervisor:
         return [
             Service("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.action_port)],
                     f"http://{s.host}:{s.action_port}/health"),
-            # bot.rasa_server adds --auth-token itself, so the token never shows in `ps`.
-            Service("rasa", [py, "-m", "bot.rasa_server", "--enable-api", "-i", s.host, "--port", str(s.rasa_port),
+            # server.rasa_server adds --auth-token itself, so the token never shows in `ps`.
+            Service("rasa", [py, "-m", "server.rasa_server", "--enable-api", "-i", s.host, "--port", str(s.rasa_port),
                              "--model", model, "--endpoints", str(endpoints), "--credentials", str(credentials)],
                     f"{s.rasa_url}/status", {"token": s.rasa_token()}),
-            Service("web", [py, "-m", "bot.web"], f"{s.web_url}/health"),
+            Service("web", [py, "-m", "server.web"], f"{s.web_url}/health"),
         ]
 
     def service(self, name: str) -> Service:

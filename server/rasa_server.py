@@ -1,4 +1,4 @@
-"""Rasa's server as Tandem runs it: `python -m bot.rasa_server <rasa run options>`.
+"""Rasa's server as Tandem runs it: `python -m server.rasa_server <rasa run options>`.
 
 Rasa's HTTP API (trackers, pause/resume, trigger_intent, model) and its REST channel both demand
 Tandem's Rasa token (`Settings.rasa_token()`, derived from Tandem's secret). The token is added

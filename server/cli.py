@@ -19,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from bot.processes import PRIVATE_UMASK
-from core.db import async_engine, create_schema, sync_engine
+from server.processes import PRIVATE_UMASK
+from core.db import async_engine, sync_engine
+from server.schema import create_schema
 from core.settings import Settings, load_settings
 
 DEMO_ACCOUNTS = (("agent", "agent", "agent", "Alex Agent"), ("agent2", "agent2", "agent", "Sam Support"),
@@ -158,7 +159,7 @@ DEMO_BANNER = """\
 
 def prepare(settings: Settings, train: bool = True) -> Path | None:
     """Everything `up` and the tests need before the servers start."""
-    from bot.processes import private_var_dir, train_model
+    from server.processes import private_var_dir, train_model
 
     check_demo_exposure(settings)
     private_var_dir(settings)
@@ -176,7 +177,7 @@ def prepare(settings: Settings, train: bool = True) -> Path | None:
 
 
 def cmd_up(settings: Settings) -> int:
-    from bot.processes import Supervisor
+    from server.processes import Supervisor
 
     started = time.monotonic()
     model = prepare(settings)
@@ -237,7 +238,7 @@ def cmd_calibrate(settings: Settings, target: float, escalation_target: float, d
     import os
 
     from actions.calibration import calibrate
-    from bot.processes import train_model
+    from server.processes import train_model
 
     create_schema(settings)
     cmd_seed(settings)
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tandem: refusing to start: {exc}", file=sys.stderr)
             return 2
     elif command == "train":
-        from bot.processes import train_model
+        from server.processes import train_model
 
         print(f"model: {train_model(settings)}")
     elif command == "index":

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from knowledge.transcripts import events
+from conversations.transcripts import events
 
 
 @dataclass

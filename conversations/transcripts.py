@@ -11,9 +11,9 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from core.eventlog import conversation_events
+from conversations.events import conversation_events
 
-# Owned by bot/conversations.py; only read here.
+# Owned by conversations/store.py; only read here.
 messages = sa.table(
     "messages",
     sa.column("id", sa.Integer),

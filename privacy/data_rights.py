@@ -13,20 +13,21 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 import bot.rights
-import core.rights_eventlog
+import conversations.rights
+import core.rights
 import customers.rights
 import handoff.rights
 import knowledge.rights
 import mail.rights
 import reports.rights
-from bot.conversations import conversations
+from conversations.store import conversations as conversation_table
 from core.rights import RightsContext, RightsRegistry, Subject, chunks
 from core.settings import Settings
 from customers.schema import customer_conversations, customer_identities, customers as customer_table
 from handoff.schema import cases, tickets
 
 Clock = Callable[[], float]
-ROOMS = (mail.rights, reports.rights, handoff.rights, core.rights_eventlog, bot.rights, customers.rights, knowledge.rights)
+ROOMS = (mail.rights, reports.rights, handoff.rights, bot.rights, conversations.rights, customers.rights, knowledge.rights, core.rights)
 
 
 def default_registry() -> RightsRegistry:
@@ -68,8 +69,8 @@ class DataRights:
         identities = conn.execute(sa.select(customer_identities.c.channel, customer_identities.c.external_id)
                                   .where(customer_identities.c.customer_id.in_(ids))).all()
         for channel, external_id in identities:
-            conv_ids |= {r[0] for r in conn.execute(sa.select(conversations.c.id).where(
-                conversations.c.channel == channel, conversations.c.external_id == external_id))}
+            conv_ids |= {r[0] for r in conn.execute(sa.select(conversation_table.c.id).where(
+                conversation_table.c.channel == channel, conversation_table.c.external_id == external_id))}
         contacts: set[str] = set()
         for email, phone in conn.execute(sa.select(customer_table.c.email, customer_table.c.phone).where(customer_table.c.id.in_(ids))):
             contacts |= {v.strip().lower() for v in (email, phone) if v and v.strip()}
@@ -115,8 +116,8 @@ class DataRights:
     def expired_conversations(self, days: int) -> list[str]:
         """Conversations untouched for `days` days and without an open case."""
         cutoff = self._clock() - days * 86400.0
-        open_case = sa.select(cases.c.id).where(cases.c.conversation_id == conversations.c.id, cases.c.status.in_(("waiting", "assigned")))
-        query = sa.select(conversations.c.id).where(conversations.c.updated_at < cutoff, ~sa.exists(open_case)).order_by(conversations.c.id)
+        open_case = sa.select(cases.c.id).where(cases.c.conversation_id == conversation_table.c.id, cases.c.status.in_(("waiting", "assigned")))
+        query = sa.select(conversation_table.c.id).where(conversation_table.c.updated_at < cutoff, ~sa.exists(open_case)).order_by(conversation_table.c.id)
         with self._engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]
 

@@ -18,8 +18,8 @@ from sanic.response import HTTPResponse, json as json_response
 
 from core.auth import staff
 from core.http import ApiError, read_json
-from core.persona import EDITABLE, AsyncPersona, PersonaError
-from core.settings import PLACEHOLDERS, Business
+from core.persona import EDITABLE, AsyncPersona, PersonaError, public_view
+from core.settings import PLACEHOLDERS
 
 bp = Blueprint("persona_api")
 editors_only = staff("editor")
@@ -28,11 +28,6 @@ CORS = {"Access-Control-Allow-Origin": "*"}
 
 def persona(request: Request) -> AsyncPersona:
     return request.app.ctx.persona
-
-
-def public_view(business: Business) -> dict[str, str]:
-    """What a channel shows before the first message: the business's name and greeting."""
-    return {"name": business.name, "greeting": business.text("greeting")}
 
 
 async def _view(request: Request) -> dict[str, Any]:

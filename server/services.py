@@ -1,0 +1,121 @@
+"""The composition root's one typed object: every long-lived service of the web process.
+
+`build` makes each service once from the settings (one engine, one bus, one router, one
+RoutingRules/Presence/BusinessHours/TicketStore shared by the router and the console) and
+`Services.close` releases them. server/app.py hands them to the blueprints on `app.ctx`
+under the names the rooms read; nothing is built lazily inside a route module.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.channels.telegram import TelegramChannel
+from bot.rasa_client import RasaClient
+from bot.router import Router
+from conversations.events import EventLog
+from conversations.store import ConversationStore
+from core.bus import Bus, make_bus
+from core.db import async_engine, sync_engine
+from core.persona import AsyncPersona
+from core.ratelimit import RateLimiter, make_store
+from core.settings import Settings
+from handoff.accounts import Accounts
+from handoff.control import ConversationControl
+from handoff.dispatch import Dispatcher
+from handoff.notes import CannedResponses, NoteStore
+from handoff.queue import CaseQueue
+from handoff.services import ConsoleServices, WaitingRoom
+from knowledge.base import KnowledgeBase
+from knowledge.store import FaqStore
+
+log = logging.getLogger("tandem.web")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    persona: AsyncPersona
+    bus: Bus
+    rasa: RasaClient
+    events: EventLog
+    accounts: Accounts
+    queue: CaseQueue
+    conversations: ConversationStore
+    limiter: RateLimiter
+    router: Router
+    control: ConversationControl  # the router, as the human side sees it (handoff/control.py)
+    console: ConsoleServices
+    knowledge: KnowledgeBase
+    knowledge_ready: asyncio.Future[None]
+    telegram: TelegramChannel | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def names(self) -> dict[str, object]:
+        """Each service by the name the blueprints read it under (`request.app.ctx.<name>`)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "tasks"}
+
+    async def start(self) -> None:
+        """Background work of every web process: auto-assignment, Telegram, the model warm-up."""
+        await self.console.dispatcher.start()
+        if self.settings.telegram_token:
+            self.telegram = TelegramChannel(self.settings, self.router, self.engine, self.limiter)
+            self.telegram.start()
+        self.tasks.append(asyncio.create_task(self._warm_up()))
+
+    async def _warm_up(self) -> None:
+        """Load the embedding model now, so an editor's first preview does not wait for it."""
+        try:
+            await self.knowledge_ready
+            await asyncio.to_thread(self.knowledge.embedder.encode, ["warm up"])
+        except Exception:  # noqa: BLE001 - a failed warm-up only means the first preview is slower
+            log.exception("could not warm up the embedding model")
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await self.console.dispatcher.stop()
+        if self.telegram is not None:
+            await self.telegram.stop()
+        await self.bus.stop()
+        await self.limiter.close()
+        await self.rasa.close()
+        await self.engine.dispose()
+
+
+async def build(settings: Settings) -> Services:
+    """Every service once, in dependency order; the knowledge base opens in a worker thread."""
+    engine = async_engine(settings)
+    bus = make_bus(settings.redis_url)
+    await bus.start()
+    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s, settings.rasa_token(), f"http://{settings.host}:{settings.action_port}/health")
+    events = EventLog(engine)
+    queue = CaseQueue(engine, settings.aging_per_minute)
+    conversations = ConversationStore(engine)
+    waiting = WaitingRoom.build(engine, settings)
+    router = Router(settings, conversations, queue, rasa, events, bus, waiting)
+    console = ConsoleServices(
+        rules=waiting.rules, presence=waiting.presence, tickets=waiting.tickets, notes=NoteStore(engine),
+        canned=CannedResponses(engine), hours=waiting.hours,
+        dispatcher=Dispatcher(settings, queue, waiting.presence, router, bus),
+    )
+    # The web process searches too (agents' suggestions, editors' previews) and self-calibrates
+    # after imports/publishes in its watcher's thread (knowledge/selfcalibration.py).
+    knowledge = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, auto_calibrate=True)
+
+    def open_and_watch() -> None:
+        knowledge.open()
+        knowledge.watch()
+
+    ready: asyncio.Future[None] = asyncio.get_running_loop().run_in_executor(None, open_and_watch)
+    return Services(
+        settings=settings, engine=engine, persona=AsyncPersona(engine, settings.business), bus=bus, rasa=rasa,
+        events=events, accounts=Accounts(engine, settings.agent_session_hours), queue=queue, conversations=conversations,
+        limiter=RateLimiter(settings, make_store(settings, engine)), router=router, control=router, console=console,
+        knowledge=knowledge, knowledge_ready=ready,
+    )
