@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
+from core.settings import Settings
 from knowledge import decision as retrieval
 
 # Routes: which action asked (from the NLU intent, see data/rules.yml). Rasa's NLU keeps only the
@@ -43,27 +44,29 @@ SENSITIVE_RE = {kind: re.compile(rf"\b({pattern})\b", re.IGNORECASE) for kind, p
 WORDS = re.compile(r"[a-z0-9']+")
 
 
+DEFAULTS = Settings()  # the one set of default numbers lives in core/settings.py
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """The numbers the decision depends on; defaults are overridden from Settings (tandem.yml)."""
+    """The numbers the decision depends on (meanings and defaults: core/settings.Settings)."""
 
-    faq_threshold: float = 0.55  # answer when the best FAQ scores at least this
-    clarify_margin: float = 0.02  # top two FAQs closer than this -> ask which one (knowledge/decision.py)
-    clarify_floor: float = 0.45  # ... if both score at least this
-    sentiment_threshold: float = -0.5  # mean sentiment over `sentiment_turns` turns at or below -> a person
-    sentiment_turns: int = 2
-    strong_negative: float = -0.8  # one message this negative, with a frustration cue, is enough
-    frustration_threshold: float = 2.0  # summed frustration points (see frustration())
-    max_misses: int = 2  # unanswered turns in a row
-    priority_tiers: tuple[str, ...] = ("gold", "vip")
+    faq_threshold: float = DEFAULTS.faq_threshold
+    clarify_margin: float = DEFAULTS.clarify_margin
+    clarify_floor: float = DEFAULTS.clarify_floor
+    sentiment_threshold: float = DEFAULTS.sentiment_threshold
+    sentiment_turns: int = DEFAULTS.sentiment_turns
+    strong_negative: float = DEFAULTS.strong_negative
+    frustration_threshold: float = DEFAULTS.frustration_threshold
+    max_misses: int = DEFAULTS.max_misses
+    priority_tiers: tuple[str, ...] = tuple(name for name, tier in DEFAULTS.tiers.items() if tier.escalate_sooner)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Thresholds":
-        """Take every field Settings has (older settings files simply keep the defaults)."""
-        values = {name: getattr(settings, name) for name in cls.__dataclass_fields__ if hasattr(settings, name)}
-        if isinstance(values.get("priority_tiers"), str):
-            values["priority_tiers"] = tuple(t.strip().lower() for t in values["priority_tiers"].split(",") if t.strip())
-        return cls(**values)
+    def from_settings(cls, settings: Settings) -> "Thresholds":
+        """The policy's numbers as the settings have them (Settings holds the one set of defaults)."""
+        values = {name: getattr(settings, name) for name in cls.__dataclass_fields__ if name != "priority_tiers"}
+        tiers = tuple(name.lower() for name, tier in settings.tiers.items() if tier.escalate_sooner)
+        return cls(**values, priority_tiers=tiers)
 
     def retrieval(self) -> retrieval.Thresholds:
         """The answer/clarify/miss part, decided by knowledge/decision.py like the editor's preview."""

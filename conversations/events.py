@@ -54,7 +54,3 @@ class EventLog:
             rows = (await conn.execute(query)).mappings().all()
         return [{**row, "data": json.loads(row["data"])} for row in rows]
 
-    async def count_by_kind(self) -> dict[str, int]:
-        query = sa.select(conversation_events.c.kind, sa.func.count()).group_by(conversation_events.c.kind)
-        async with self._engine.connect() as conn:
-            return {kind: n for kind, n in (await conn.execute(query)).all()}

@@ -190,6 +190,8 @@ class ConversationStore:
 
     async def switch_mode(self, conversation_id: str, from_modes: tuple[str, ...], to_mode: str, case_id: int | None = None) -> bool:
         """Compare-and-set the mode; False if someone else moved it first."""
+        if to_mode not in MODES:
+            raise ValueError(f"unknown mode {to_mode!r}")
         values: dict[str, Any] = {"mode": to_mode, "updated_at": time.time()}
         if to_mode == "bot":
             values["case_id"] = None
@@ -272,13 +274,3 @@ class ConversationStore:
         async with self._engine.connect() as conn:
             return [_message(r) for r in (await conn.execute(query)).mappings()]
 
-    async def last_customer_message(self, conversation_id: str) -> Message | None:
-        query = (
-            sa.select(messages)
-            .where(messages.c.conversation_id == conversation_id, messages.c.sender == "customer")
-            .order_by(messages.c.id.desc())
-            .limit(1)
-        )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return None if row is None else _message(row)

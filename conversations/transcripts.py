@@ -1,7 +1,6 @@
-"""Read-only SQL access to the conversation log and transcripts, for the knowledge room.
+"""Read-only access to the conversation log and transcripts, for the editor and the reports.
 
-The knowledge room may not import bot/ (which owns the `messages` table), so it names just the
-columns it reads with lightweight table clauses. Sync engine: call from a worker thread.
+Sync engine (the editor's analyses run in worker threads): call from a worker thread.
 """
 from __future__ import annotations
 
@@ -12,18 +11,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from conversations.events import conversation_events
-
-# Owned by conversations/store.py; only read here.
-messages = sa.table(
-    "messages",
-    sa.column("id", sa.Integer),
-    sa.column("conversation_id", sa.String),
-    sa.column("sender", sa.String),
-    sa.column("text", sa.Text),
-    sa.column("data", sa.Text),
-    sa.column("created_at", sa.Float),
-)
-
+from conversations.store import messages
 
 @dataclass(frozen=True)
 class Event:

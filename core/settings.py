@@ -17,6 +17,8 @@ from typing import Any, Mapping
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# The generated signing key per var/ folder, read once (Settings is frozen, so it cannot hold it).
+_SECRETS: dict[Path, bytes] = {}
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,34 @@ class FollowupSettings:
 
     delay_s: float = 86400.0  # default time from closing to asking
     answer_timeout_s: float = 259200.0  # an unanswered question is closed as no_answer after this
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One customer tier (the customer record's `tier`): how it is treated in the queue and by the policy."""
+
+    priority: int = 0  # routing priority points added to the tier's cases (handoff/routing.py)
+    escalate_sooner: bool = False  # the escalation policy brings a person in at once (actions/policy.py)
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """One line of the business's opening hours, in `business_timezone`."""
+
+    days: str = "mon-fri"  # a day ("sat") or a range of days ("mon-fri", "fri-mon")
+    open: str = "09:00"
+    close: str = "17:00"  # "24:00" is midnight at the end of the day
+
+
+DEFAULT_TEAMS: dict[str, tuple[str, ...]] = {
+    "billing": ("payments", "refunds", "loyalty"),
+    "shipping": ("orders", "shipping", "returns"),
+    "technical": ("account", "warranty", "contact"),
+    "complaints": ("complaints",),
+}
+DEFAULT_TIERS: dict[str, Tier] = {
+    "platinum": Tier(30, True), "gold": Tier(20, True), "vip": Tier(20, True), "silver": Tier(10, False),
+}
 
 
 @dataclass(frozen=True)
@@ -163,7 +193,6 @@ class Settings:
     sentiment_turns: int = 2
     strong_negative: float = -0.8  # one message this negative with a frustration cue -> a person
     frustration_threshold: float = 2.0  # frustration points (cues, repeats, misses, falling trend)
-    priority_tiers: str = "gold,vip"  # customer tiers (metadata/slot "tier") escalated sooner
     rasa_timeout_s: float = 20.0
     # SQLite: how long a write waits for another process's lock before the request gets a 503.
     db_busy_timeout_s: float = 10.0
@@ -189,20 +218,19 @@ class Settings:
     supervise_max_backoff_s: float = 30.0
     supervise_stable_s: float = 60.0
     supervise_give_up_after: int = 5
-    # Agent routing (handoff/routing.py, docs/agents.md). Teams: "team:category,category;...";
-    # FAQ categories come from the FAQ ids the bot considered (orders-..., refunds-...).
-    routing_teams: str = (
-        "billing:payments,refunds,loyalty;shipping:orders,shipping,returns;"
-        "technical:account,warranty,contact;complaints:complaints"
-    )
+    # Agent routing (handoff/routing.py, docs/agents.md): team -> the FAQ categories it answers
+    # (categories come from the FAQ ids the bot considered: orders-..., refunds-...).
+    teams: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_TEAMS), hash=False)
+    # Customer tiers: routing priority points and earlier escalation (one setting for both).
+    tiers: dict[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS), hash=False)
     agent_capacity: int = 3  # default maximum of simultaneous chats per agent
     team_fallback_s: float = 120.0  # a case waits this long for its team, then any team may take it
     aging_per_minute: float = 1.0  # priority points a waiting case gains per minute: no one starves
-    tier_priority: str = "platinum:30,gold:20,silver:10"  # customer tier -> priority points
     presence_timeout_s: float = 60.0  # a console that has not checked in for this long is offline
     dispatch_interval_s: float = 2.0  # auto-assignment and queue-position sweep period
     queue_update_interval_s: float = 15.0  # least time between two position updates to one customer
-    business_hours: str = ""  # empty: always open; e.g. "mon-fri 09:00-17:00; sat 10:00-13:00"
+    # Empty: always open. Else a list of {days: mon-fri, open: "09:00", close: "17:00"}.
+    business_hours: tuple[OpeningHours, ...] = ()
     business_timezone: str = "UTC"  # IANA zone of business_hours, e.g. Europe/Berlin
     # Nested groups: a mapping in tandem.yml, or JSON in TANDEM_<GROUP> (e.g. TANDEM_MAIL='{"host": ...}').
     customers: CustomerSettings = field(default_factory=CustomerSettings)
@@ -272,9 +300,17 @@ class Settings:
         return self.var_dir / "index"
 
     def secret(self) -> bytes:
-        """The signing key: configured, or created once (0600 from the first byte) in var/ and reused."""
+        """The signing key: configured, or created once (0600 from the first byte) in var/ and reused.
+
+        Read from disk once per process and settings object (every request signs or checks a token)."""
         if self.secret_key:
             return self.secret_key.encode()
+        cached = _SECRETS.get(self.var_dir)
+        if cached is None:
+            cached = _SECRETS[self.var_dir] = self._read_or_create_secret()
+        return cached
+
+    def _read_or_create_secret(self) -> bytes:
         path = self.var_dir / "secret.key"
         if not path.exists():
             import secrets
@@ -339,6 +375,8 @@ def _coerce(kind: Any, value: Any) -> Any:
         return value
     if kind == "Business":
         return business_from(value)
+    if kind == "bool" and isinstance(value, bool):
+        return value
     if "Path" in kind:
         path = Path(str(value))
         return path if path.is_absolute() else ROOT / path
@@ -375,7 +413,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
     hints = typing.get_type_hints(Settings)
-    nested = {k for k, kind in hints.items() if dataclasses.is_dataclass(kind)}
+    nested = {k for k, kind in hints.items() if dataclasses.is_dataclass(kind) or typing.get_origin(kind) in (dict, tuple)}
     return Settings(**{
         k: _coerce_typed(hints[k], v, k) if k in nested else _coerce(known[k], v) for k, v in values.items()
     })

@@ -1,4 +1,4 @@
-"""Business hours in the business's own time zone: "mon-fri 09:00-17:00; sat 10:00-13:00".
+"""Business hours in the business's own time zone (settings: a list of days/open/close lines).
 
 Empty means always open. Outside these hours the customer is offered a ticket instead of a wait.
 """
@@ -7,10 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.settings import OpeningHours
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_RULE = re.compile(r"^\s*([a-z]{3})(?:\s*-\s*([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_DAYS = re.compile(r"^\s*([a-z]{3})(?:\s*-\s*([a-z]{3}))?\s*$")
+_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 
 
 @dataclass(frozen=True)
@@ -21,32 +25,31 @@ class Window:
 
 
 class BusinessHours:
-    def __init__(self, spec: str, timezone: str = "UTC") -> None:
+    def __init__(self, lines: Sequence[OpeningHours], timezone: str = "UTC") -> None:
         try:
             self.zone = ZoneInfo(timezone or "UTC")
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"business_timezone: unknown time zone {timezone!r}") from None
-        self.windows = self._parse(spec)
+        self.windows = [w for line in lines for w in self._windows(line)]
 
     @staticmethod
-    def _parse(spec: str) -> list[Window]:
-        windows: list[Window] = []
-        for part in (spec or "").lower().split(";"):
-            if not part.strip():
-                continue
-            match = _RULE.match(part)
-            if not match:
-                raise ValueError(f"business_hours: cannot read {part.strip()!r}; expected e.g. 'mon-fri 09:00-17:00'")
-            first, last, h1, m1, h2, m2 = match.groups()
-            if first not in DAYS or (last and last not in DAYS):
-                raise ValueError(f"business_hours: days are {', '.join(DAYS)}")
-            start, end = dt.time(int(h1), int(m1)), dt.time(23, 59, 59) if (h2, m2) == ("24", "00") else dt.time(int(h2), int(m2))
-            if end <= start:
-                raise ValueError(f"business_hours: {part.strip()!r} ends before it starts")
-            a, b = DAYS.index(first), DAYS.index(last or first)
-            days = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
-            windows.extend(Window(d, start, end) for d in days)
-        return windows
+    def _windows(line: OpeningHours) -> list[Window]:
+        where = f"business_hours: {line.days} {line.open}-{line.close}"
+        days, opens, closes = _DAYS.match(line.days.lower()), _TIME.match(line.open), _TIME.match(line.close)
+        if not (days and opens and closes):
+            raise ValueError(f"{where}: expected e.g. days: mon-fri, open: '09:00', close: '17:00'")
+        first, last = days.groups()
+        if first not in DAYS or (last and last not in DAYS):
+            raise ValueError(f"{where}: days are {', '.join(DAYS)}")
+        (h1, m1), (h2, m2) = opens.groups(), closes.groups()
+        if int(h1) > 23 or int(m1) > 59 or int(m2) > 59 or int(h2) > 24:
+            raise ValueError(f"{where}: not a time of day")
+        start, end = dt.time(int(h1), int(m1)), dt.time(23, 59, 59) if (int(h2), int(m2)) == (24, 0) else dt.time(int(h2) % 24, int(m2))
+        if end <= start:
+            raise ValueError(f"{where}: ends before it starts")
+        a, b = DAYS.index(first), DAYS.index(last or first)
+        span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
+        return [Window(d, start, end) for d in span]
 
     @property
     def always_open(self) -> bool:

@@ -156,5 +156,3 @@ class Presence:
         """Agents who take auto-assigned chats now: online and checked in recently."""
         return [s for s in await self.all() if s.present and s.status == "online"]
 
-    async def anyone_online(self) -> bool:
-        return bool(await self.available())

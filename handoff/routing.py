@@ -29,30 +29,6 @@ class Classification:
     priority: int
 
 
-def parse_teams(spec: str) -> dict[str, tuple[str, ...]]:
-    """"billing:payments,refunds;shipping:orders" -> {"billing": ("payments", "refunds"), ...}."""
-    teams: dict[str, tuple[str, ...]] = {}
-    for part in spec.split(";"):
-        if not part.strip():
-            continue
-        name, _, categories = part.partition(":")
-        name = name.strip().lower()
-        if not name:
-            raise ValueError(f"routing_teams: a team needs a name in {part!r}")
-        teams[name] = tuple(c.strip().lower() for c in categories.split(",") if c.strip())
-    return teams
-
-
-def parse_points(spec: str) -> dict[str, int]:
-    """"gold:20,silver:10" -> {"gold": 20, "silver": 10}."""
-    points: dict[str, int] = {}
-    for part in spec.split(","):
-        if part.strip():
-            name, _, value = part.partition(":")
-            points[name.strip().lower()] = int(value or 0)
-    return points
-
-
 def category_of(faq_id: str) -> str:
     """FAQ ids are `<category>-<slug>`; the prefix is the category."""
     return faq_id.split("-", 1)[0].lower() if faq_id else ""
@@ -86,8 +62,8 @@ class RoutingRules:
     """Teams, tiers and priorities, from the settings."""
 
     def __init__(self, settings: Settings) -> None:
-        self.teams = parse_teams(settings.routing_teams)
-        self.tier_points = parse_points(settings.tier_priority)
+        self.teams = {name.lower(): tuple(c.lower() for c in categories) for name, categories in settings.teams.items()}
+        self.tier_points = {name.lower(): tier.priority for name, tier in settings.tiers.items()}
         self._team_of_category = {c: team for team, cats in self.teams.items() for c in cats}
 
     def team_names(self) -> list[str]:

@@ -1,8 +1,7 @@
-"""Tables of the managers' room, and read-only clauses for the tables other rooms own.
+"""Tables of the managers' room (csat, qa_*), and the other rooms' tables the reports read.
 
-The owned tables (csat, qa_*) register on core.db.metadata. The others are named here with
-lightweight `sa.table` clauses listing only the columns the reports read, so this room never
-imports bot/ or handoff/ (the same approach as conversations/transcripts.py).
+The reports sit above the rooms whose data they read (docs/architecture.md), so they import
+those rooms' own table definitions rather than declaring copies.
 """
 from __future__ import annotations
 
@@ -10,6 +9,8 @@ import sqlalchemy as sa
 
 from core.db import metadata
 from conversations.events import conversation_events
+from conversations.store import conversations, messages
+from handoff.schema import accounts, case_routing, cases, tickets
 
 csat = sa.Table(
     "csat",
@@ -67,42 +68,7 @@ qa_scores = sa.Table(
 )
 
 # -- read only: owned by conversations/store.py and handoff/schema.py --------------------------
-conversations = sa.table(
-    "conversations",
-    sa.column("id", sa.String),
-    sa.column("channel", sa.String),
-    sa.column("case_id", sa.Integer),
-    sa.column("created_at", sa.Float),
-)
-
-cases = sa.table(
-    "cases",
-    sa.column("id", sa.Integer),
-    sa.column("conversation_id", sa.String),
-    sa.column("channel", sa.String),
-    sa.column("status", sa.String),
-    sa.column("reason", sa.String),
-    sa.column("agent_id", sa.Integer),
-    sa.column("created_at", sa.Float),
-    sa.column("claimed_at", sa.Float),
-    sa.column("closed_at", sa.Float),
-    sa.column("resolution", sa.String),
-)
-
-case_routing = sa.table("case_routing", sa.column("case_id", sa.Integer), sa.column("team", sa.String))
-
-messages = sa.table(
-    "messages", sa.column("id", sa.Integer), sa.column("conversation_id", sa.String), sa.column("sender", sa.String),
-    sa.column("text", sa.Text), sa.column("data", sa.Text), sa.column("created_at", sa.Float),
-)
-
-tickets = sa.table("tickets", sa.column("id", sa.Integer), sa.column("conversation_id", sa.String), sa.column("created_at", sa.Float))
-
-accounts = sa.table(
-    "accounts", sa.column("id", sa.Integer), sa.column("username", sa.String),
-    sa.column("display_name", sa.String), sa.column("role", sa.String),
-)
-
+# Other rooms' tables, read here (reports/ may import them: docs/architecture.md).
 events = conversation_events
 
 # Indexes the report queries need on other rooms' tables (docs/benchmarks.md, "Reports at
@@ -126,3 +92,5 @@ def ensure_indexes(engine: sa.engine.Engine) -> None:
             index.create(conn, checkfirst=True)
         for name, table, columns in _OWNED_ELSEWHERE:
             conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})"))
+
+__all__ = ["accounts", "case_routing", "cases", "conversations", "csat", "events", "messages", "qa_criteria", "qa_reviews", "qa_scores", "tickets"]

@@ -127,7 +127,7 @@ def test_non_english_turns_do_not_count_as_sentiment() -> None:
 def test_thresholds_come_from_settings() -> None:
     from core.settings import load_settings
 
-    th = Thresholds.from_settings(load_settings(sentiment_threshold=-0.4, priority_tiers="gold, platinum"))
+    th = Thresholds.from_settings(load_settings(sentiment_threshold=-0.4, tiers={"gold": {"escalate_sooner": True}, "platinum": {"priority": 30, "escalate_sooner": True}, "silver": {"priority": 10}}))
     assert th.sentiment_threshold == -0.4 and th.priority_tiers == ("gold", "platinum")
 
 

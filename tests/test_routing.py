@@ -27,7 +27,7 @@ from core.bus import Bus
 from core.db import async_engine
 from server.schema import create_schema
 from conversations.events import EventLog
-from core.settings import Settings
+from core.settings import OpeningHours, Settings, load_settings
 from handoff.accounts import Account, Accounts
 from handoff.dispatch import Dispatcher, estimate_wait
 from handoff.hours import BusinessHours
@@ -41,7 +41,8 @@ from tests.conftest import Stack, free_port, postgres_url, stack_settings, wait_
 
 # -- pure rules ------------------------------------------------------------------------------
 def rules(**overrides: Any) -> RoutingRules:
-    return RoutingRules(Settings(**overrides))
+    """Rules from settings given as tandem.yml would give them (plain YAML lists and mappings)."""
+    return RoutingRules(load_settings(env={"TANDEM_CONFIG": "/nonexistent"}, **overrides))
 
 
 def test_team_from_reason_intent_and_faq_category() -> None:
@@ -70,16 +71,18 @@ def test_team_from_the_policy_reasons() -> None:
 
 
 def test_custom_teams_setting() -> None:
-    r = rules(routing_teams="money:payments,refunds;everything_else:orders")
+    r = rules(teams={"money": ["payments", "refunds"], "everything_else": ["orders"]})
     assert r.team_names() == ["money", "everything_else"]
     assert r.team_for("complaint", {}) is None  # no complaints team configured: any team
     assert r.team_for("x", {"candidates": [{"faq_id": "payments-methods"}]}) == "money"
     with pytest.raises(ValueError):
-        rules(routing_teams=":orders")
+        rules(teams={"money": "payments,refunds"})  # a list of categories, not a string to parse
+    with pytest.raises(ValueError):
+        rules(routing_teams="money:payments")  # the old string setting is gone, and says so
 
 
 def test_priority_from_tier_and_sentiment() -> None:
-    r = rules(tier_priority="platinum:30,gold:20,silver:10")
+    r = rules(tiers={"platinum": {"priority": 30}, "gold": {"priority": 20, "escalate_sooner": True}, "silver": {"priority": 10}})
     calm = r.classify("customer_request", {}, {})
     gold = r.classify("customer_request", {}, {"tier": "Gold"})
     upset = r.classify("customer_request", {"sentiment": {"label": "negative", "score": 0.95}}, {})
@@ -91,7 +94,7 @@ def test_priority_from_tier_and_sentiment() -> None:
 
 
 def test_business_hours_with_time_zone() -> None:
-    hours = BusinessHours("mon-fri 09:00-17:00; sat 10:00-13:00", "Europe/Berlin")
+    hours = BusinessHours((OpeningHours("mon-fri", "09:00", "17:00"), OpeningHours("sat", "10:00", "13:00")), "Europe/Berlin")
     berlin = hours.zone
     assert hours.is_open(dt.datetime(2024, 7, 3, 9, 0, tzinfo=berlin))  # Wednesday
     assert not hours.is_open(dt.datetime(2024, 7, 3, 17, 0, tzinfo=berlin))
@@ -100,13 +103,16 @@ def test_business_hours_with_time_zone() -> None:
     # 07:30 UTC is 09:30 in Berlin (summer time): open, although 07:30 is before 09:00.
     assert hours.is_open(dt.datetime(2024, 7, 3, 7, 30, tzinfo=dt.timezone.utc))
     assert hours.next_opening(dt.datetime(2024, 7, 6, 14, 0, tzinfo=berlin)) == dt.datetime(2024, 7, 8, 9, 0, tzinfo=berlin)
-    assert BusinessHours("", "UTC").is_open() and BusinessHours("", "UTC").next_opening() is None
-    assert BusinessHours("fri-mon 22:00-24:00", "UTC").is_open(dt.datetime(2024, 7, 7, 23, 0, tzinfo=dt.timezone.utc))  # Sunday wraps
-    for bad in ("weekdays 9-5", "mon 17:00-09:00", "xyz 09:00-10:00"):
+    assert BusinessHours((), "UTC").is_open() and BusinessHours((), "UTC").next_opening() is None
+    assert BusinessHours((OpeningHours("fri-mon", "22:00", "24:00"),), "UTC").is_open(dt.datetime(2024, 7, 7, 23, 0, tzinfo=dt.timezone.utc))  # Sunday wraps
+    for bad in (OpeningHours("weekdays", "9", "5"), OpeningHours("mon", "17:00", "09:00"), OpeningHours("xyz", "09:00", "10:00"), OpeningHours("mon", "25:00", "26:00")):
         with pytest.raises(ValueError):
-            BusinessHours(bad, "UTC")
+            BusinessHours((bad,), "UTC")
     with pytest.raises(ValueError):
-        BusinessHours("", "Mars/Olympus")
+        BusinessHours((), "Mars/Olympus")
+    # tandem.yml's form: a list of mappings
+    loaded = load_settings(env={"TANDEM_CONFIG": "/nonexistent"}, business_hours=[{"days": "sat", "open": "10:00", "close": "13:00"}])
+    assert loaded.business_hours == (OpeningHours("sat", "10:00", "13:00"),)
 
 
 # -- against a real database -----------------------------------------------------------------

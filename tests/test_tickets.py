@@ -82,7 +82,7 @@ def test_leaving_the_queue_discards_a_draft(stack: Stack) -> None:
 async def test_after_hours_offers_a_ticket_with_the_opening_time(tmp_path: Path) -> None:
     zone = ZoneInfo("America/New_York")
     tomorrow = (dt.datetime.now(zone) + dt.timedelta(days=1)).strftime("%a").lower()
-    w = await make_world(stack_settings(tmp_path, business_hours=f"{tomorrow} 09:00-17:00", business_timezone="America/New_York"))
+    w = await make_world(stack_settings(tmp_path, business_hours=[{"days": tomorrow, "open": "09:00", "close": "17:00"}], business_timezone="America/New_York"))
     try:
         await w.agent("nightowl", capacity=2)  # online, but the business is closed
         conversation = await w.conversations.create("rest", profile={"email": "known@example.com", "tier": "gold"})
