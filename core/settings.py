@@ -152,7 +152,7 @@ def business_from(value: Any) -> Business:
     """A `business:` mapping from tandem.yml -> Business; unknown keys are an error, not ignored."""
     if isinstance(value, Business):
         return value
-    if isinstance(value, str):  # TANDEM_BUSINESS: a YAML/JSON mapping (how child processes get it)
+    if isinstance(value, str):  # TANDEM_BUSINESS: a YAML/JSON mapping
         value = yaml.safe_load(value) or {}
     if not isinstance(value, Mapping):
         raise ValueError("business: expected a mapping (name, covers, greeting, ...)")
@@ -417,3 +417,16 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     return Settings(**{
         k: _coerce_typed(hints[k], v, k) if k in nested else _coerce(known[k], v) for k, v in values.items()
     })
+
+
+def to_plain(value: Any) -> Any:
+    """Settings (or any part of them) as plain YAML data that load_settings reads back unchanged."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

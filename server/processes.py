@@ -5,8 +5,6 @@ Used by `./tandem up` and by the test suite, so tests exercise exactly what a ne
 from __future__ import annotations
 
 import logging
-import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -14,13 +12,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import yaml
 
-from core.settings import Settings
+from core.settings import Settings, to_plain
 
 RASA_DATA = ("data/nlu.yml", "data/rules.yml")
 PRIVATE_UMASK = 0o077  # var/ holds conversations, password hashes and the secret: owner only
@@ -109,37 +107,29 @@ def train_model(settings: Settings, out: Path | None = None) -> Path:
     return models[-1]
 
 
+SETTINGS_FILE = "settings.effective.yml"
+ENV_SETTINGS = ("DATABASE_URL", "REDIS_URL")  # read by load_settings besides TANDEM_*
+
+
+def write_settings_file(settings: Settings) -> Path:
+    """Every setting exactly as this process has them (tandem.yml, environment and a caller's
+    overrides applied), for the child processes: they read this file and nothing else."""
+    path = settings.var_dir / SETTINGS_FILE
+    _write_private(path, yaml.safe_dump(to_plain(settings), sort_keys=True, allow_unicode=True))
+    return path
+
+
 def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+    """The child's environment: the parent's, minus its settings variables, plus TANDEM_CONFIG
+    naming the effective settings file (so a child cannot disagree with its parent)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_") and k not in ENV_SETTINGS}
     # Idle OpenMP threads spin instead of sleeping by default: on 2 busy cores that made one
     # embedding cost 20x its CPU time (docs/benchmarks.md). Passive waiting fixes it.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.update(
         PYTHONWARNINGS="ignore", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
-        PYTHONPATH=str(settings.root), SQLALCHEMY_SILENCE_UBER_WARNING="1",
-        TANDEM_VAR_DIR=str(settings.var_dir), TANDEM_WEB_PORT=str(settings.web_port),
-        TANDEM_RASA_PORT=str(settings.rasa_port), TANDEM_ACTION_PORT=str(settings.action_port),
-        TANDEM_FAQ_THRESHOLD=str(settings.faq_threshold), TANDEM_HOST=settings.host,
-        TANDEM_MODELS_DIR=str(settings.models_dir),
-        # the business's identity as this process has it (tandem.yml or a caller's override)
-        TANDEM_BUSINESS=json.dumps(dataclasses.asdict(settings.business)),
+        PYTHONPATH=str(settings.root), SQLALCHEMY_SILENCE_UBER_WARNING="1", TANDEM_CONFIG=str(write_settings_file(settings)),
     )
-    if settings.database_url:
-        env["DATABASE_URL"] = settings.database_url
-    if settings.redis_url:
-        env["REDIS_URL"] = settings.redis_url
-    if settings.secret_key:
-        env["TANDEM_SECRET_KEY"] = settings.secret_key
-    if settings.public_url:
-        env["TANDEM_PUBLIC_URL"] = settings.public_url
-    if settings.telegram_token:
-        env.update(
-            TANDEM_TELEGRAM_TOKEN=settings.telegram_token, TANDEM_TELEGRAM_MODE=settings.telegram_mode,
-            TANDEM_TELEGRAM_WEBHOOK_SECRET=settings.telegram_webhook_secret, TANDEM_TELEGRAM_API_URL=settings.telegram_api_url,
-        )
-    for f in fields(Settings):  # throttling settings travel whole (tests and benchmarks set them)
-        if f.name.startswith("rate_") or f.name == "proxies_count":
-            env[f"TANDEM_{f.name.upper()}"] = str(getattr(settings, f.name))
     env.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22: durations as timedelta, no warnings
     return env
 
