@@ -16,6 +16,7 @@ from core.ratelimit import client_address, limiter
 from handoff.accounts import Account, Accounts, AuthError, session_key
 from handoff.control import ConversationControl
 from handoff.queue import CaseError, CaseQueue
+from handoff.services import services
 
 bp = Blueprint("agent_api", url_prefix="/api/agent")
 
@@ -109,12 +110,9 @@ async def show_case(request: Request, case_id: int, me: Account) -> HTTPResponse
 @agents_only
 async def claim(request: Request, case_id: int, me: Account) -> HTTPResponse:
     try:
-        case = await _queue(request).claim(case_id, me.id)
+        case = await services(request.app).assignment.claim(case_id, me)
     except CaseError as exc:
         raise ApiError(exc.status, str(exc)) from None
-    await _control(request).agent_joined(case, me)
-    await _queue(request).mark_announced(case.id)
-    await request.app.ctx.bus.publish("agents", {"type": "case_claimed", "case": case.to_dict(), "agent_id": me.id})
     return json({"case": case.to_dict()})
 
 

@@ -213,11 +213,10 @@ async def transfer(request: Request, case_id: int, me: Account) -> HTTPResponse:
         raise ApiError(exc.status, str(exc)) from None
     saved = await svc.notes.add(case.conversation_id, case.id, me.id, f"Transferred to {where}" + (f": {note.strip()}" if note.strip() else ""), kind="transfer")
     if agent_id is not None:
-        await control.agent_joined(case, target)
-        await queue.mark_announced(case.id)
+        await svc.assignment.announce(case, target, {"type": "case_transferred", "from_agent_id": me.id, "note": saved})
     else:
         await control.case_transferred(case, me, team)
-    await _publish(request, {"type": "case_transferred", "case": case.to_dict(), "from_agent_id": me.id, "note": saved})
+        await _publish(request, {"type": "case_transferred", "case": case.to_dict(), "from_agent_id": me.id, "note": saved})
     return json({"case": case.to_dict(), "note": saved})
 
 
@@ -226,12 +225,9 @@ async def transfer(request: Request, case_id: int, me: Account) -> HTTPResponse:
 async def takeover(request: Request, case_id: int, me: Account) -> HTTPResponse:
     """A supervisor takes a chat from whichever agent has it."""
     try:
-        case = await request.app.ctx.queue.transfer_to_agent(case_id, None, me.id, via="takeover")
+        case = await services(request.app).assignment.take_over(case_id, me)
     except CaseError as exc:
         raise ApiError(exc.status, str(exc)) from None
-    await request.app.ctx.control.agent_joined(case, me)
-    await request.app.ctx.queue.mark_announced(case.id)
-    await _publish(request, {"type": "case_transferred", "case": case.to_dict(), "from_agent_id": me.id, "takeover": True})
     return json({"case": case.to_dict()})
 
 

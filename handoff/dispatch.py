@@ -21,10 +21,9 @@ import logging
 import time
 from typing import Any
 
-from core.bus import Bus
 from core.settings import Settings
 from handoff.accounts import Account
-from handoff.control import ConversationControl
+from handoff.assignment import CaseAssignment
 from handoff.presence import AgentState, Presence
 from handoff.queue import AgentFull, Case, CaseConflict, CaseQueue
 
@@ -51,12 +50,13 @@ def account_of(state: AgentState) -> Account:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, queue: CaseQueue, presence: Presence, control: ConversationControl, bus: Bus) -> None:
+    def __init__(self, settings: Settings, queue: CaseQueue, presence: Presence, assignment: CaseAssignment) -> None:
         self.settings = settings
         self.queue = queue
         self.presence = presence
-        self.control = control
-        self.bus = bus
+        self.assignment = assignment
+        self.control = assignment.control
+        self.bus = assignment.bus
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -85,7 +85,7 @@ class Dispatcher:
                 pool = free
             for agent in sorted(pool, key=lambda a: (a.last_assigned_at, a.account_id)):
                 try:
-                    taken = await self.queue.assign(case.id, agent.account_id, agent.capacity)
+                    taken = await self.assignment.assign(case.id, account_of(agent), agent.capacity)
                 except AgentFull:
                     agent.active = agent.capacity  # someone else filled their seats meanwhile
                     continue
@@ -93,15 +93,9 @@ class Dispatcher:
                     break  # claimed or cancelled meanwhile
                 agent.active += 1
                 agent.last_assigned_at = now
-                await self._announce(taken, account_of(agent))
                 assigned.append(taken)
                 break
         return assigned
-
-    async def _announce(self, case: Case, agent: Account) -> None:
-        await self.control.agent_joined(case, agent)
-        await self.queue.mark_announced(case.id)
-        await self.bus.publish("agents", {"type": "case_assigned", "case": case.to_dict(), "agent_id": agent.id, "by": case.assigned_by})
 
     async def announce_pending(self, grace_s: float = ANNOUNCE_GRACE_S) -> None:
         for case in await self.queue.unannounced():
@@ -109,7 +103,7 @@ class Dispatcher:
                 continue
             state = await self.presence.get(case.agent_id)
             log.info("case %s: announcing %s after a restart", case.id, state.username)
-            await self._announce(case, account_of(state))
+            await self.assignment.announce(case, account_of(state), {"type": "case_assigned", "agent_id": state.account_id, "by": case.assigned_by})
 
     async def notify_positions(self) -> None:
         positions = await self.queue.positions()

@@ -13,6 +13,7 @@ from sanic import Sanic
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
+from handoff.assignment import CaseAssignment
 from handoff.dispatch import Dispatcher
 from handoff.hours import BusinessHours
 from handoff.notes import CannedResponses, NoteStore
@@ -43,6 +44,7 @@ class ConsoleServices:
     canned: CannedResponses
     hours: BusinessHours
     dispatcher: Dispatcher
+    assignment: CaseAssignment
 
 
 def services(app: Sanic) -> ConsoleServices:

@@ -25,6 +25,7 @@ from core.persona import AsyncPersona
 from core.ratelimit import RateLimiter, make_store
 from core.settings import Settings
 from handoff.accounts import Accounts
+from handoff.assignment import CaseAssignment
 from handoff.control import ConversationControl
 from handoff.dispatch import Dispatcher
 from handoff.notes import CannedResponses, NoteStore
@@ -99,10 +100,11 @@ async def build(settings: Settings) -> Services:
     conversations = ConversationStore(engine)
     waiting = WaitingRoom.build(engine, settings)
     router = Router(settings, conversations, queue, rasa, events, bus, waiting)
+    assignment = CaseAssignment(queue, router, bus)
     console = ConsoleServices(
         rules=waiting.rules, presence=waiting.presence, tickets=waiting.tickets, notes=NoteStore(engine),
         canned=CannedResponses(engine), hours=waiting.hours,
-        dispatcher=Dispatcher(settings, queue, waiting.presence, router, bus),
+        dispatcher=Dispatcher(settings, queue, waiting.presence, assignment), assignment=assignment,
     )
     # The web process searches too (agents' suggestions, editors' previews) and self-calibrates
     # after imports/publishes in its watcher's thread (knowledge/selfcalibration.py).

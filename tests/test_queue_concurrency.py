@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from core.db import async_engine
 from core.settings import Settings
+from handoff.assignment import CaseAssignment
 from handoff.dispatch import Dispatcher
 from handoff.presence import Presence
 from handoff.queue import AgentFull, CaseConflict, CaseQueue
@@ -98,7 +99,7 @@ async def test_parallel_dispatchers_never_double_assign(world: World) -> None:
         for e in engines:
             queue = CaseQueue(e)
             presence = Presence(e, w.settings)
-            dispatchers.append(Dispatcher(w.settings, queue, presence, w.router, w.router.bus))
+            dispatchers.append(Dispatcher(w.settings, queue, presence, CaseAssignment(queue, w.router, w.router.bus)))
         await asyncio.gather(*(d.assign_waiting() for d in dispatchers))
     finally:
         for e in engines:

@@ -28,6 +28,7 @@ from core.db import async_engine
 from server.schema import create_schema
 from conversations.events import EventLog
 from core.settings import OpeningHours, Settings, load_settings
+from handoff.assignment import CaseAssignment
 from handoff.accounts import Account, Accounts
 from handoff.dispatch import Dispatcher, estimate_wait
 from handoff.hours import BusinessHours
@@ -151,7 +152,7 @@ async def make_world(settings: Settings) -> World:
     waiting = WaitingRoom.build(engine, settings)
     router = Router(settings, conversations, queue, RasaClient(f"http://127.0.0.1:{free_port()}", 1.0, "test-token"), EventLog(engine), bus, waiting)
     presence = waiting.presence
-    return World(settings, engine, queue, router, presence, Dispatcher(settings, queue, presence, router, bus), Accounts(engine, 8), conversations)
+    return World(settings, engine, queue, router, presence, Dispatcher(settings, queue, presence, CaseAssignment(queue, router, bus)), Accounts(engine, 8), conversations)
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
