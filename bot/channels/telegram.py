@@ -17,7 +17,6 @@ registered with setWebhook(<public url>/telegram/webhook, secret_token) at start
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import os
@@ -32,6 +31,7 @@ from sanic.response import HTTPResponse, json
 from telegram import BotCommand, InlineKeyboardMarkup, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
+    AIORateLimiter,
     Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
@@ -46,7 +46,7 @@ from bot.channels.deliveries import DeliveryLedger, deliveries
 from bot.channels.telegram_delivery import (
     CHANNEL,
     DeliveryFailed,
-    KeyedLocks,
+    ChatOrderedUpdates,
     TelegramOutbox,
     call_telegram,
     parse_callback,
@@ -99,7 +99,6 @@ class TelegramChannel:
         self.application: Application = self._build_application()
         ledger = DeliveryLedger(engine, CHANNEL, f"web-{os.getpid()}")
         self.outbox = TelegramOutbox(self.application.bot, router.conversations, ledger, router.events, router.bus)
-        self._turns = KeyedLocks()
         self.running = False
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -114,8 +113,12 @@ class TelegramChannel:
             .token(self.settings.telegram_token)
             .base_url(self.settings.telegram_api_url)
             .base_file_url(_file_url(self.settings.telegram_api_url))
-            # Chats run in parallel; one chat's updates stay in order through self._turns.
-            .concurrent_updates(64)
+            # Chats run in parallel; one chat's updates stay in order (ChatOrderedUpdates).
+            .concurrent_updates(ChatOrderedUpdates(64))
+            # PTB's limiter keeps every Bot API call under Telegram's limits (30 messages a second
+            # overall, 20 a minute per group). It does not retry (max_retries=0): a flood-control
+            # answer comes back to call_telegram, which knows the outbox's wait budget.
+            .rate_limiter(AIORateLimiter(max_retries=0))
         )
         if self.mode == "webhook":
             builder = builder.updater(None)
@@ -277,38 +280,29 @@ class TelegramChannel:
         except DeliveryFailed as exc:
             log.warning("notice to chat %s not delivered: %s", chat.id, exc)
 
-    def _turn(self, update: Update) -> contextlib.AbstractAsyncContextManager[None]:
-        """One chat's updates are handled one at a time, in arrival order."""
-        assert update.effective_chat is not None
-        return self._turns.hold(str(update.effective_chat.id))
-
     async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        async with self._turn(update):
-            await self._customer_says(update, "/start", GREET)
+        await self._customer_says(update, "/start", GREET)
 
     async def on_human(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        async with self._turn(update):
-            await self._customer_says(update, "/human", REQUEST_HUMAN)
+        await self._customer_says(update, "/human", REQUEST_HUMAN)
 
     async def on_restart(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        async with self._turn(update):
-            conversation = await self._conversation(update)
-            if conversation.mode == "waiting":
-                await self._customer_says(update, "/restart", LEAVE_QUEUE)
-            elif conversation.mode == "human":
-                await self._customer_says(update, "/restart")
-                await self._notice(update, WITH_A_PERSON)
-            else:
-                await self.outbox.drain(conversation.id)  # nothing of the old one left behind
-                chat_id = str(update.effective_chat.id)  # type: ignore[union-attr]
-                await self.router.conversations.set_external_id(conversation.id, f"{chat_id}:restarted:{time.time():.3f}")
-                await self.router.events.record(conversation.id, "restarted", CHANNEL)
-                await self._customer_says(update, "/restart", GREET)
+        conversation = await self._conversation(update)
+        if conversation.mode == "waiting":
+            await self._customer_says(update, "/restart", LEAVE_QUEUE)
+        elif conversation.mode == "human":
+            await self._customer_says(update, "/restart")
+            await self._notice(update, WITH_A_PERSON)
+        else:
+            await self.outbox.drain(conversation.id)  # nothing of the old one left behind
+            chat_id = str(update.effective_chat.id)  # type: ignore[union-attr]
+            await self.router.conversations.set_external_id(conversation.id, f"{chat_id}:restarted:{time.time():.3f}")
+            await self.router.events.record(conversation.id, "restarted", CHANNEL)
+            await self._customer_says(update, "/restart", GREET)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.message is not None
-        async with self._turn(update):
-            await self._customer_says(update, update.message.text)
+        await self._customer_says(update, update.message.text)
 
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._notice(update, UNKNOWN_COMMAND)
@@ -324,29 +318,28 @@ class TelegramChannel:
             await self._answer(query, "This button is no longer available.")
             return
         parsed = parse_callback(query.data)
-        async with self._turn(update):
-            conversation = await self._conversation(update)
-            if parsed is None:
-                await self._answer(query, "This button is no longer available.")
+        conversation = await self._conversation(update)
+        if parsed is None:
+            await self._answer(query, "This button is no longer available.")
+            return
+        kind, message_id, value = parsed
+        if kind == "f":
+            try:
+                await self.router.feedback(conversation.id, message_id, bool(value))
+            except InvalidMessage:
+                await self._answer(query, "This answer can't be rated any more.")
                 return
-            kind, message_id, value = parsed
-            if kind == "f":
-                try:
-                    await self.router.feedback(conversation.id, message_id, bool(value))
-                except InvalidMessage:
-                    await self._answer(query, "This answer can't be rated any more.")
-                    return
-                await self._answer(query, "Thanks for your feedback!")
-                await self._drop_feedback_buttons(query)
-                return
-            found = await self.router.conversations.messages_since(conversation.id, message_id - 1, limit=1)
-            buttons = found[0].data.get("buttons") or [] if found and found[0].id == message_id else []
-            if value >= len(buttons):
-                await self._answer(query, "This button is no longer available.")
-                return
-            button = buttons[value]
-            await self._answer(query, None)
-            await self._customer_says(update, str(button.get("title") or ""), str(button.get("payload") or ""))
+            await self._answer(query, "Thanks for your feedback!")
+            await self._drop_feedback_buttons(query)
+            return
+        found = await self.router.conversations.messages_since(conversation.id, message_id - 1, limit=1)
+        buttons = found[0].data.get("buttons") or [] if found and found[0].id == message_id else []
+        if value >= len(buttons):
+            await self._answer(query, "This button is no longer available.")
+            return
+        button = buttons[value]
+        await self._answer(query, None)
+        await self._customer_says(update, str(button.get("title") or ""), str(button.get("payload") or ""))
 
     async def _answer(self, query: Any, text: str | None) -> None:
         try:

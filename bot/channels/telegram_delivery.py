@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
+from telegram.ext import BaseUpdateProcessor
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.channels.deliveries import DeliveryLedger
@@ -206,6 +207,31 @@ class KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+class ChatOrderedUpdates(BaseUpdateProcessor):
+    """python-telegram-bot's update processor, ordered per chat: chats are handled in parallel
+    (up to `max_concurrent`), one chat's updates one at a time in arrival order. The lock is
+    taken before any handler group runs, so the update ledger, the router and the reply of one
+    message finish before the next message of that chat starts."""
+
+    def __init__(self, max_concurrent: int) -> None:
+        super().__init__(max_concurrent)
+        self._chats = KeyedLocks()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        async with self._chats.hold(str(chat.id)):
+            await coroutine
+
+    async def initialize(self) -> None:
+        """Nothing to set up: the locks are made on demand."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release: a lock is forgotten when nobody holds it."""
 
 
 class TelegramOutbox:
