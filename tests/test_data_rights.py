@@ -163,7 +163,7 @@ async def test_export_then_erase_leaves_nothing(world: tuple[Settings, Any, Pers
     for needle in alice.needles:
         assert needle in text
     assert "bob.person@example.org" not in text
-    assert set(exported["data"]) >= {"bot", "core", "handoff", "customers", "mail"}
+    assert set(exported["data"]) >= {"bot", "conversations", "handoff", "customers", "mail"}
     assert len(exported["data"]["bot"]["rasa_tracker.events"]) >= 4
     assert exported["data"]["handoff"]["followups"] and exported["data"]["handoff"]["sla_breaches"]
 
@@ -173,7 +173,7 @@ async def test_export_then_erase_leaves_nothing(world: tuple[Settings, Any, Pers
     assert sum((scan(e, alice.needles) for e in stores), [])  # nothing was erased by the refusal
     erasure = await asyncio.to_thread(rights.erase_customer, alice.customer_id, True)
     assert live.id not in [c.id for c in await CaseQueue(engine).list()]
-    assert erasure.counts["bot.messages"] == 5
+    assert erasure.counts["conversations.messages"] == 5
     assert sum((scan(e, alice.needles) for e in stores), []) == []
     # Bob is untouched, everywhere.
     bob_left = sum((scan(e, bob.needles) for e in stores), [])
