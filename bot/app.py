@@ -33,6 +33,7 @@ from knowledge import editor_api
 from knowledge.base import KnowledgeBase
 from knowledge.store import FaqStore
 from reports import api as reports_api
+from reports.csat_prompt import CsatPrompter
 
 _app_numbers = itertools.count(1)
 
@@ -75,6 +76,10 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.limiter = RateLimiter(settings, make_store(settings, engine))
         app.ctx.router = Router(settings, app.ctx.conversations, app.ctx.queue, app.ctx.rasa, app.ctx.events, app.ctx.bus)
         app.ctx.control = app.ctx.router
+        # Satisfaction asked after a hand-back, a goodbye or a quiet spell (reports/csat_prompt.py).
+        app.ctx.csat_prompt = CsatPrompter(settings, engine, sync_engine(settings), app.ctx.persona, app.ctx.router.say)
+        app.ctx.router.hooks.append(app.ctx.csat_prompt)
+        app.ctx.csat_prompt.start()
         # The web process searches the knowledge base too (agents' suggestions, editors'
         # previews); the model loads in a worker thread so the server starts serving at once.
         # It also self-calibrates the thresholds after imports/publishes (knowledge/selfcalibration.py),
@@ -89,6 +94,8 @@ def create_app(settings: Settings) -> Sanic:
 
     @app.after_server_stop
     async def close_resources(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
+        await app.ctx.csat_prompt.stop()
+        app.ctx.csat_prompt.sync_engine.dispose()
         await app.ctx.bus.stop()
         await app.ctx.limiter.close()
         await app.ctx.rasa.close()

@@ -88,6 +88,30 @@ def record_rating(engine: sa.engine.Engine, conversation_id: str, score: Any, co
     return Rating(int(result.inserted_primary_key[0]), conversation_id, channel, score, comment, case_id, agent_id, now)
 
 
+def add_comment(engine: sa.engine.Engine, conversation_id: str, comment: Any, now: float | None = None) -> bool:
+    """The optional comment given after the score (the chat asks for it next); once only:
+    False when the conversation has no rating or its comment is set already."""
+    if not isinstance(comment, str):
+        raise RatingError("'comment' must be a string")
+    comment = comment.strip()
+    if not comment:
+        return False
+    if len(comment) > MAX_COMMENT:
+        raise RatingError(f"'comment' is too long ({len(comment)} characters; limit {MAX_COMMENT})")
+    now = time.time() if now is None else now
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(csat.c.channel).where(csat.c.conversation_id == conversation_id, csat.c.comment == "")).first()
+        if row is None:
+            return False
+        done = conn.execute(csat.update().where(csat.c.conversation_id == conversation_id, csat.c.comment == "").values(comment=comment))
+        if not done.rowcount:
+            return False
+        conn.execute(events.insert().values(
+            conversation_id=conversation_id, kind="rating_commented", channel=str(row[0]), data=json.dumps({"length": len(comment)}), at=now,
+        ))
+    return True
+
+
 def rating_for(engine: sa.engine.Engine, conversation_id: str) -> Rating | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(csat).where(csat.c.conversation_id == conversation_id)).mappings().first()

@@ -5,7 +5,7 @@ Scores before their reviews (foreign keys); the rubric is the business's, not a 
 from __future__ import annotations
 
 from core.rights import ChildRows, NoPersonalData, RightsRegistry, RowsWhere
-from reports.schema import csat, qa_reviews, qa_scores
+from reports.schema import csat, csat_requests, qa_reviews, qa_scores
 
 
 def register(registry: RightsRegistry) -> None:
@@ -14,5 +14,6 @@ def register(registry: RightsRegistry) -> None:
         ChildRows("reports", qa_scores, "review_id", reviews),
         reviews,
         RowsWhere("reports", csat, "conversation_id"),
+        RowsWhere("reports", csat_requests, "conversation_id"),
         NoPersonalData("reports", "qa_criteria", "the quality rubric managers write"),
     )

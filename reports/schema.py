@@ -26,6 +26,21 @@ csat = sa.Table(
     sa.CheckConstraint("score BETWEEN 1 AND 5", name="ck_csat_score"),
 )
 
+# One CSAT prompt per conversation (reports/csat_prompt.py): inserting the row is the claim, so
+# of two web instances (or two sweeps, or a hand-back racing the idle sweep) exactly one asks.
+csat_requests = sa.Table(
+    "csat_requests",
+    metadata,
+    sa.Column("conversation_id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(20), nullable=False, default=""),
+    sa.Column("trigger", sa.String(16), nullable=False),  # hand_back | goodbye | idle
+    sa.Column("case_id", sa.Integer, nullable=True),  # the case handed back, if any
+    sa.Column("message_id", sa.Integer, nullable=True),  # the prompt message, once stored
+    sa.Column("status", sa.String(12), nullable=False, default="asked"),  # asked | commenting | done
+    sa.Column("asked_at", sa.Float, nullable=False),
+    sa.Column("answered_at", sa.Float, nullable=True),
+)
+
 qa_criteria = sa.Table(
     "qa_criteria",
     metadata,
