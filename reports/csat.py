@@ -119,3 +119,35 @@ def rating_for(engine: sa.engine.Engine, conversation_id: str) -> Rating | None:
         return None
     return Rating(row["id"], row["conversation_id"], row["channel"], row["score"], row["comment"], row["case_id"],
                   row["agent_id"], row["created_at"])
+
+
+@dataclass(frozen=True)
+class AgentCsat:
+    """One agent's own satisfaction figures (the console's "My quality" view)."""
+
+    count: int
+    mean: float | None  # mean score 1..5; None with no rating
+    csat: float | None  # share of 4s and 5s
+    low: int  # ratings at or below the low score
+    recent: list[dict[str, Any]]  # the latest ratings: score, comment, case, when
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def agent_summary(engine: sa.engine.Engine, agent_id: int, low_score: int, recent: int = 20) -> AgentCsat:
+    """Ratings about cases this agent handled (record_rating linked them), all time."""
+    with engine.connect() as conn:
+        count, total, good, low = conn.execute(sa.select(
+            sa.func.count(csat.c.id), sa.func.sum(csat.c.score),
+            sa.func.sum(sa.case((csat.c.score >= 4, 1), else_=0)), sa.func.sum(sa.case((csat.c.score <= low_score, 1), else_=0)),
+        ).where(csat.c.agent_id == agent_id)).one()
+        rows = conn.execute(
+            sa.select(csat.c.score, csat.c.comment, csat.c.case_id, csat.c.channel, csat.c.created_at)
+            .where(csat.c.agent_id == agent_id).order_by(csat.c.created_at.desc(), csat.c.id.desc()).limit(recent)
+        ).mappings().all()
+    count = int(count or 0)
+    return AgentCsat(
+        count, round(float(total) / count, 3) if count else None, round(float(good or 0) / count, 4) if count else None,
+        int(low or 0), [dict(r) for r in rows],
+    )
