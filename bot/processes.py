@@ -137,8 +137,8 @@ def _env(settings: Settings) -> dict[str, str]:
             TANDEM_TELEGRAM_TOKEN=settings.telegram_token, TANDEM_TELEGRAM_MODE=settings.telegram_mode,
             TANDEM_TELEGRAM_WEBHOOK_SECRET=settings.telegram_webhook_secret, TANDEM_TELEGRAM_API_URL=settings.telegram_api_url,
         )
-    for f in fields(Settings):  # throttling settings travel whole (tests and benchmarks set them)
-        if f.name.startswith("rate_") or f.name == "proxies_count":
+    for f in fields(Settings):  # throttling and CSAT prompt settings travel whole (tests and benchmarks set them)
+        if f.name.startswith(("rate_", "csat_")) or f.name == "proxies_count":
             env[f"TANDEM_{f.name.upper()}"] = str(getattr(settings, f.name))
     env.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22: durations as timedelta, no warnings
     return env

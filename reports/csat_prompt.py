@@ -160,14 +160,17 @@ class CsatPrompter:
 
     async def _score(self, conversation: Conversation, request: CsatRequest | None, score: int) -> list[Message]:
         business = await self.persona.current()
-        thanks = [await self.say(conversation.id, "system", business.text("csat_thanks"), kind="csat_thanks")]
+
+        async def thanks() -> list[Message]:
+            return [await self.say(conversation.id, "system", business.text("csat_thanks"), kind="csat_thanks")]
+
         if request is None or not await self._move(conversation.id, "asked", "commenting"):
-            return thanks  # not asked, or answered already (a double tap, another device): one answer only
+            return await thanks()  # not asked, or answered already (a double tap, another device): one answer only
         try:
             await asyncio.to_thread(csat.record_rating, self.sync_engine, conversation.id, score, "")
         except csat.AlreadyRated:  # rated meanwhile through the API: that answer stands
             await self._move(conversation.id, "commenting", "done")
-            return thanks
+            return await thanks()
         return [await self.say(conversation.id, "system", business.text("csat_comment"), kind="csat_comment",
                                buttons=[{"title": business.text("csat_no_comment"), "payload": SKIP_PAYLOAD}], score=score)]
 

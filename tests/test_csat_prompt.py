@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,8 @@ def csat_web(stack: Stack, fake: FakeTelegramServer, tmp_path_factory: pytest.Te
         tmp_path_factory.mktemp("tandem-csat"), telegram_token=fake.token, telegram_api_url=f"{fake.url}/bot",
         telegram_mode="polling", csat_idle_minutes=0.1, csat_sweep_interval_s=1.0,
     ).replace(rasa_port=stack.settings.rasa_port, action_port=stack.settings.action_port)
-    prepare(settings, train=False)
+    with ThreadPoolExecutor(1) as pool:  # the module's Playwright keeps an event loop running in this thread
+        pool.submit(prepare, settings, False).result()
     supervisor = Supervisor(settings)
     supervisor.start(only=("web",))
     client = httpx.Client(base_url=settings.web_url, timeout=60)
@@ -256,7 +258,8 @@ def test_two_concurrent_sweeps_ask_each_conversation_once(database: str, tmp_pat
     settings = load_settings(var_dir=tmp_path, database_url=url, secret_key="test", csat_idle_minutes=10.0,
                              rasa_port=free_port(), action_port=free_port())
     create_schema(settings)
-    asyncio.run(_two_instances(settings))
+    with ThreadPoolExecutor(1) as pool:  # a thread of its own: Playwright's loop may be running in this one
+        pool.submit(asyncio.run, _two_instances(settings)).result()
 
 
 async def _instance(settings: Any) -> tuple[CsatPrompter, Router, Any]:
