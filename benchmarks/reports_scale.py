@@ -9,7 +9,6 @@ Writes its section of docs/benchmarks.md. Goal: every report's p95 <= 1 s.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import json
 import random
@@ -42,68 +41,64 @@ def fresh_database(name: str) -> str:
     return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
-def copy(engine: sa.engine.Engine, table: str, columns: list[str], rows: Any) -> None:
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
-    buffer.seek(0)
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cursor:
-            cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
-        raw.commit()
-    finally:
-        raw.close()
-
-
-def generate(engine: sa.engine.Engine, n_events: int, n_cases: int, start: float, seed: int = 11) -> None:
-    rng = random.Random(seed)
+def generate(engine: sa.engine.Engine, n_events: int, n_cases: int, start: float, seed: float = 0.11) -> None:
+    """The history, generated inside PostgreSQL (generate_series + random(), seeded): no rows
+    travel through Python, so 1M events load in well under a minute (the 5-minute rule)."""
     n_conv = n_cases * 5 // 2
-    agents = list(range(1, 21))
-    copy(engine, "accounts", ["id", "username", "display_name", "password_hash", "role", "created_at"],
-         [(a, f"agent{a}", f"Agent {a}", "x", "agent", start) for a in agents])
-    convs = [(f"c{i}", rng.choice(CHANNELS), start + rng.random() * 90 * DAY) for i in range(n_conv)]
-    copy(engine, "conversations", ["id", "channel", "mode", "customer_name", "profile", "created_at", "updated_at"],
-         [(c, ch, "bot", "", "{}", at, at) for c, ch, at in convs])
-    case_rows, routing, evs = [], [], []
-    rated: dict[str, None] = {}
-    for k in range(1, n_cases + 1):
-        cid, ch, at = convs[rng.randrange(n_conv)]
-        created = at + rng.uniform(5, 300)
-        cancelled = rng.random() < 0.1
-        claimed = None if cancelled else created + rng.expovariate(1 / 90)
-        closed = created + rng.uniform(60, 600) if cancelled else claimed + rng.expovariate(1 / 500)
-        agent = None if cancelled else rng.choice(agents)
-        case_rows.append((k, cid, ch, "cancelled" if cancelled else "closed", rng.choice(REASONS), "", "{}", 0, agent,
-                          created, claimed, closed, "customer_left" if cancelled else "resolved"))
-        routing.append((k, rng.choice(TEAMS), 0, "t"))
-        if not cancelled:
-            evs.append((cid, "agent_message", ch, "{}", claimed + rng.uniform(1, 60)))
-            if rng.random() < 0.1:
-                evs.append((cid, "transferred", ch, "{}", claimed + 30))
-            if rng.random() < 0.4:
-                rated[cid] = None
-    copy(engine, "cases", ["id", "conversation_id", "channel", "status", "reason", "detail", "signals", "priority", "agent_id",
-                           "created_at", "claimed_at", "closed_at", "resolution"], case_rows)
-    copy(engine, "case_routing", ["case_id", "team", "severity", "announced"], routing)
-    by_conv = {r[1]: r for r in case_rows}
-    copy(engine, "csat", ["conversation_id", "channel", "score", "comment", "case_id", "agent_id", "created_at"],
-         [(c, by_conv[c][2], rng.randint(1, 5), "", by_conv[c][0], by_conv[c][8], by_conv[c][11] + 30) for c in rated])
-    faqs = [f"topic{i}-entry{j}" for i in range(10) for j in range(10)]
-    while len(evs) < n_events:
-        cid, ch, at = convs[rng.randrange(n_conv)]
-        roll = rng.random()
-        if roll < 0.45:
-            evs.append((cid, "message_in", ch, "{}", at + rng.uniform(0, 600)))
-        elif roll < 0.75:
-            evs.append((cid, "answered", ch, json.dumps({"faq_id": rng.choice(faqs), "score": 0.8}), at + rng.uniform(0, 600)))
-        elif roll < 0.85:
-            evs.append((cid, "feedback", ch, json.dumps({"faq_id": rng.choice(faqs), "helpful": rng.random() < 0.7}), at + rng.uniform(0, 600)))
-        else:
-            evs.append((cid, "missed", ch, json.dumps({"reason": "low_score"}), at + rng.uniform(0, 600)))
-    copy(engine, "conversation_events", ["conversation_id", "kind", "channel", "data", "at"], evs[:n_events])
+    params = {"start": start, "n_conv": n_conv, "n_cases": n_cases, "day": DAY}
+    channels = "(ARRAY['web','telegram','rest'])[1 + floor(random() * 3)::int]"
+    steps = [
+        "SELECT setseed(:seed)",
+        "INSERT INTO accounts (id, username, display_name, password_hash, role, created_at) "
+        "SELECT a, 'agent' || a, 'Agent ' || a, 'x', 'agent', :start FROM generate_series(1, 20) a",
+        f"INSERT INTO conversations (id, channel, mode, customer_name, profile, created_at, updated_at) "
+        f"SELECT 'c' || i, {channels}, 'bot', '', '{{}}', t, t FROM "
+        f"(SELECT i, :start + random() * 90 * :day AS t FROM generate_series(0, :n_conv - 1) i) g",
+        # cases: a random conversation each; 10% cancelled (customer left), else claimed after
+        # ~90 s (exponential) and closed after ~500 s by one of 20 agents
+        "CREATE TEMP TABLE gen_cases AS SELECT k, 'c' || floor(random() * :n_conv)::int AS cid, random() < 0.1 AS cancelled, "
+        "random() * 295 + 5 AS delay, -ln(1 - random()) * 90 AS wait, -ln(1 - random()) * 500 AS handle, random() * 540 + 60 AS gone, "
+        "1 + floor(random() * 20)::int AS agent, (ARRAY['customer_request','sentiment','frustration','misses','out_of_scope'])"
+        "[1 + floor(random() * 5)::int] AS reason, (ARRAY['billing','shipping','technical','complaints'])[1 + floor(random() * 4)::int] AS team, "
+        "random() AS r_transfer, random() AS r_rated, 1 + floor(random() * 5)::int AS score, random() * 59 + 1 AS reply "
+        "FROM generate_series(1, :n_cases) k",
+        "INSERT INTO cases (id, conversation_id, channel, status, reason, detail, signals, priority, agent_id, created_at, claimed_at, closed_at, resolution) "
+        "SELECT g.k, g.cid, c.channel, CASE WHEN g.cancelled THEN 'cancelled' ELSE 'closed' END, g.reason, '', '{}', 0, "
+        "CASE WHEN g.cancelled THEN NULL ELSE g.agent END, c.created_at + g.delay, "
+        "CASE WHEN g.cancelled THEN NULL ELSE c.created_at + g.delay + g.wait END, "
+        "CASE WHEN g.cancelled THEN c.created_at + g.delay + g.gone ELSE c.created_at + g.delay + g.wait + g.handle END, "
+        "CASE WHEN g.cancelled THEN 'customer_left' ELSE 'resolved' END FROM gen_cases g JOIN conversations c ON c.id = g.cid",
+        "INSERT INTO case_routing (case_id, team, severity, announced) SELECT k, team, 0, 't' FROM gen_cases",
+        "INSERT INTO conversation_events (conversation_id, kind, channel, data, at) "
+        "SELECT c.conversation_id, 'agent_message', c.channel, '{}', c.claimed_at + g.reply FROM cases c JOIN gen_cases g ON g.k = c.id "
+        "WHERE c.status = 'closed'",
+        "INSERT INTO conversation_events (conversation_id, kind, channel, data, at) "
+        "SELECT c.conversation_id, 'transferred', c.channel, '{}', c.claimed_at + 30 FROM cases c JOIN gen_cases g ON g.k = c.id "
+        "WHERE c.status = 'closed' AND g.r_transfer < 0.1",
+        "INSERT INTO csat (conversation_id, channel, score, comment, case_id, agent_id, created_at) "
+        "SELECT DISTINCT ON (c.conversation_id) c.conversation_id, c.channel, g.score, '', c.id, c.agent_id, c.closed_at + 30 "
+        "FROM cases c JOIN gen_cases g ON g.k = c.id WHERE c.status = 'closed' AND g.r_rated < 0.4 ORDER BY c.conversation_id, c.id DESC",
+    ]
     with engine.begin() as conn:
+        for sql in steps:
+            conn.execute(sa.text(sql), {**params, "seed": seed})
+        have = conn.execute(sa.text("SELECT count(*) FROM conversation_events")).scalar_one()
+        # the rest: customer messages 45%, answers 30%, feedback 10%, misses 15%, within 10 minutes of the start
+        conn.execute(sa.text(
+            "INSERT INTO conversation_events (conversation_id, kind, channel, data, at) "
+            "SELECT c.id, e.kind, c.channel, CASE e.kind "
+            "  WHEN 'answered' THEN '{\"faq_id\": \"topic' || e.topic || '-entry' || e.entry || '\", \"score\": 0.8}' "
+            "  WHEN 'feedback' THEN '{\"faq_id\": \"topic' || e.topic || '-entry' || e.entry || '\", \"helpful\": ' || "
+            "       CASE WHEN e.r2 < 0.7 THEN 'true' ELSE 'false' END || '}' "
+            "  WHEN 'missed' THEN '{\"reason\": \"low_score\"}' ELSE '{}' END, c.created_at + e.offset_s "
+            "FROM (SELECT 'c' || floor(random() * :n_conv)::int AS cid, "
+            "      CASE WHEN r < 0.45 THEN 'message_in' WHEN r < 0.75 THEN 'answered' WHEN r < 0.85 THEN 'feedback' ELSE 'missed' END AS kind, "
+            "      floor(random() * 10)::int AS topic, floor(random() * 10)::int AS entry, random() AS r2, random() * 600 AS offset_s "
+            "      FROM (SELECT random() AS r FROM generate_series(1, :rest)) x) e "
+            "JOIN conversations c ON c.id = e.cid"
+        ), {**params, "rest": max(0, n_events - int(have))})
         conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('cases', 'id'), (SELECT max(id) FROM cases))"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("ANALYZE"))
 
 

@@ -81,6 +81,58 @@ qa_scores = sa.Table(
     sa.Column("weight", sa.Float, nullable=False),  # the criterion's weight when scored
 )
 
+# -- the reports' pre-aggregation (reports/rollup.py: what they hold and how they stay correct)
+case_facts = sa.Table(
+    "report_case_facts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # cases.id
+    sa.Column("conversation_id", sa.String(64), nullable=False, index=True),
+    sa.Column("channel", sa.String(20), nullable=True),
+    sa.Column("team", sa.String(40), nullable=True),
+    sa.Column("reason", sa.String(40), nullable=True),
+    sa.Column("agent_id", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(12), nullable=True),
+    sa.Column("resolution", sa.String(40), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("claimed_at", sa.Float, nullable=True),
+    sa.Column("closed_at", sa.Float, nullable=True),
+    sa.Column("first_reply_at", sa.Float, nullable=True),  # first agent_message while open
+    sa.Column("transfers", sa.Integer, nullable=False, default=0),  # transferred events while open
+    sa.Column("next_case_at", sa.Float, nullable=True),  # the conversation's next case after this one closed
+    sa.Column("next_same_topic_at", sa.Float, nullable=True),  # ... on the same topic (team, else reason)
+)
+
+conversation_facts = sa.Table(
+    "report_conversation_facts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # conversations.id
+    sa.Column("channel", sa.String(20), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("wrote", sa.Boolean, nullable=False),  # a message_in event
+    sa.Column("had_case", sa.Boolean, nullable=False),
+    sa.Column("had_ticket", sa.Boolean, nullable=False),
+)
+
+faq_days = sa.Table(
+    "report_faq_days",
+    metadata,
+    sa.Column("day", sa.Integer, primary_key=True),  # UTC day number
+    sa.Column("channel", sa.String(20), primary_key=True),
+    sa.Column("faq_id", sa.String(200), primary_key=True),  # '' holds the day's unanswered count
+    sa.Column("served", sa.Integer, nullable=False, default=0),
+    sa.Column("helpful", sa.Integer, nullable=False, default=0),
+    sa.Column("unhelpful", sa.Integer, nullable=False, default=0),
+    sa.Column("missed", sa.Integer, nullable=False, default=0),
+)
+
+rollup_state = sa.Table(
+    "report_rollup_state",
+    metadata,
+    sa.Column("name", sa.String(20), primary_key=True),  # "events" | "tickets"
+    sa.Column("last_id", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 # -- read only: owned by bot/conversations.py and handoff/schema.py --------------------------
 conversations = sa.table(
     "conversations",
