@@ -41,8 +41,10 @@ DAY = 86400.0
 BATCH = 500  # dirty conversations recomputed per statement
 FULL_REBUILD = 20000  # more dirty conversations than this: recompute everything in one pass
 REFRESH_EVERY_S = 1.0
+FULL_CHECK_EVERY_S = 60.0
 
-_last_refresh: "weakref.WeakKeyDictionary[sa.engine.Engine, float]" = weakref.WeakKeyDictionary()
+# per engine: (last refresh, last full check), monotonic seconds
+_last_refresh: "weakref.WeakKeyDictionary[sa.engine.Engine, tuple[float, float]]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -64,19 +66,28 @@ def _json_true(column: Any, key: str, dialect: str) -> Any:
     return sa.func.json_type(column, f"$.{key}") == "true"
 
 
-def refresh(engine: sa.engine.Engine, force: bool = False) -> None:
-    """Bring the facts up to date (see the module docstring); cheap when little changed."""
+def refresh(engine: sa.engine.Engine, force: bool = False, full: bool | None = None) -> None:
+    """Bring the facts up to date (see the module docstring); cheap when little changed.
+
+    The quick check (every call, at most once a second unless `force`) follows the event and
+    ticket watermarks: every change the system makes to a case or conversation is logged as an
+    event (escalated, claimed, transferred, handed_back, left_queue, ticket_opened, ...). The full
+    check (once a minute per process, or `full=True`) also compares every case with its facts and
+    counts conversations, for changes made behind the event log's back (a script, a restore).
+    """
     now = time.monotonic()
     with _lock:
-        if not force and now - _last_refresh.get(engine, -1e9) < REFRESH_EVERY_S:
+        last, last_full = _last_refresh.get(engine, (-1e9, -1e9))
+        if not force and now - last < REFRESH_EVERY_S:
             return
-        _last_refresh[engine] = now
+        do_full = full if full is not None else now - last_full >= FULL_CHECK_EVERY_S
+        _last_refresh[engine] = (now, now if do_full else last_full)
     try:
         with engine.begin() as conn:
-            _refresh(conn)
+            _refresh(conn, do_full)
     except sa.exc.IntegrityError:  # another process refreshed the same rows at the same moment
         with engine.begin() as conn:
-            _refresh(conn)
+            _refresh(conn, do_full)
 
 
 def _state(conn: sa.engine.Connection, name: str) -> int | None:
@@ -104,7 +115,7 @@ def _insert(conn: sa.engine.Connection) -> Any:
     return insert
 
 
-def _refresh(conn: sa.engine.Connection) -> None:
+def _refresh(conn: sa.engine.Connection, full: bool) -> None:
     dialect = conn.dialect.name
     dirty: set[str] = set()
     # 1. events since the watermark: FAQ days, and their conversations are dirty
@@ -132,7 +143,7 @@ def _refresh(conn: sa.engine.Connection) -> None:
         f.c.created_at.is_distinct_from(cases.c.created_at), f.c.team.is_distinct_from(case_routing.c.team),
         f.c.resolution.is_distinct_from(cases.c.resolution), f.c.conversation_id.is_distinct_from(cases.c.conversation_id),
     )
-    if "*" not in dirty:
+    if full and "*" not in dirty:
         dirty |= {r for (r,) in conn.execute(
             sa.select(cases.c.conversation_id).select_from(
                 cases.outerjoin(case_routing, case_routing.c.case_id == cases.c.id).outerjoin(f, f.c.id == cases.c.id)

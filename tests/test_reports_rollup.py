@@ -133,7 +133,18 @@ def _assert_same(engine: sa.engine.Engine, agents: list[int]) -> int:
     return compared
 
 
-def test_rollup_equals_the_direct_figures_before_and_after_changes(engine: sa.engine.Engine) -> None:
+def _logged(conn: sa.engine.Connection, conversation_id: str, kind: str) -> None:
+    """The event the system writes with every change of a case or conversation (router, queue)."""
+    conn.execute(conversation_events.insert().values(conversation_id=conversation_id, kind=kind, channel="web", data="{}", at=T0 + DAY))
+
+
+@pytest.mark.parametrize("check", ["full", "events"])
+def test_rollup_equals_the_direct_figures_before_and_after_changes(
+        engine: sa.engine.Engine, check: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`full`: changes made behind the event log's back, found by the full comparison; `events`:
+    changes as the system makes them (each with its event), found by the quick check alone."""
+    monkeypatch.setattr(rollup, "FULL_CHECK_EVERY_S", 0.0 if check == "full" else 1e9)
+    logged = check == "events"
     rng = random.Random(7)
     world = _history(engine, rng)
     assert _assert_same(engine, world["agents"]) == 56
@@ -156,7 +167,13 @@ def test_rollup_equals_the_direct_figures_before_and_after_changes(engine: sa.en
         for case_id, created in open_cases:
             conn.execute(cases.update().where(cases.c.id == case_id).values(
                 status="closed", agent_id=world["agents"][1], claimed_at=created + 20, closed_at=created + 900, resolution="resolved"))
-        conn.execute(case_routing.update().where(case_routing.c.case_id == 1).values(team="shipping" if rng.random() < 2 else "billing"))
+            if logged:
+                owner = conn.execute(sa.select(cases.c.conversation_id).where(cases.c.id == case_id)).scalar_one()
+                _logged(conn, owner, "handed_back")
+        team = conn.execute(sa.select(case_routing.c.team).where(case_routing.c.case_id == 1)).scalar_one()
+        conn.execute(case_routing.update().where(case_routing.c.case_id == 1).values(team="shipping" if team == "billing" else "billing"))
+        if logged:
+            _logged(conn, conn.execute(sa.select(cases.c.conversation_id).where(cases.c.id == 1)).scalar_one(), "transferred")
         # a customer comes back: a new case for an old conversation, after its last case closed
         cid, ch, at = conn.execute(sa.select(cases.c.conversation_id, cases.c.channel, cases.c.closed_at)
                                    .where(cases.c.closed_at.is_not(None)).order_by(cases.c.id).limit(1)).one()
@@ -164,17 +181,26 @@ def test_rollup_equals_the_direct_figures_before_and_after_changes(engine: sa.en
                                            detail="", signals="{}", priority=0, agent_id=world["agents"][2], created_at=at + 3600,
                                            claimed_at=at + 3700, closed_at=at + 4000, resolution="resolved"))
         conn.execute(case_routing.insert().values(case_id=world["cases"] + 1, team="billing", severity=0, announced=True))
+        if logged:
+            _logged(conn, cid, "escalated")
         # a ticket for a bot-only conversation; a conversation erased with everything in it
         quiet = conn.execute(sa.select(conversations.c.id, conversations.c.channel).where(
             ~sa.exists().where(cases.c.conversation_id == conversations.c.id)).limit(2)).all()
         conn.execute(tickets.insert().values(conversation_id=quiet[0][0], channel=quiet[0][1], status="open", contact="a@b.example",
                                              created_at=T0 + DAY, updated_at=T0 + DAY))
+        if logged:
+            _logged(conn, quiet[0][0], "ticket_opened")
         gone = conn.execute(sa.select(cases.c.conversation_id).order_by(cases.c.id.desc()).limit(1)).scalar_one()
         case_ids = [r for (r,) in conn.execute(sa.select(cases.c.id).where(cases.c.conversation_id == gone))]
         conn.execute(case_routing.delete().where(case_routing.c.case_id.in_(case_ids)))
         conn.execute(cases.delete().where(cases.c.conversation_id == gone))
         conn.execute(conversation_events.delete().where(conversation_events.c.conversation_id == gone))
         conn.execute(conversations.delete().where(conversations.c.id == gone))
+        if logged:  # erasure goes through the data-rights registry, which takes the facts with it
+            from reports.schema import conversation_facts
+
+            conn.execute(case_facts.delete().where(case_facts.c.conversation_id == gone))
+            conn.execute(conversation_facts.delete().where(conversation_facts.c.id == gone))
         # and a brand-new conversation today
         conn.execute(conversations.insert().values(id="new", channel="web", mode="bot", customer_name="", profile="{}",
                                                    created_at=T0 + 2 * DAY, updated_at=T0 + 2 * DAY))
@@ -182,11 +208,12 @@ def test_rollup_equals_the_direct_figures_before_and_after_changes(engine: sa.en
     assert _assert_same(engine, world["agents"]) == 56
 
 
-def test_two_refreshes_at_once_count_each_event_once(engine: sa.engine.Engine) -> None:
+def test_two_refreshes_at_once_count_each_event_once(engine: sa.engine.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The FAQ days are added to under a compare-and-set of the watermark: concurrent refreshes
     (two web processes) never add the same events twice."""
     from concurrent.futures import ThreadPoolExecutor
 
+    monkeypatch.setattr(rollup, "FULL_CHECK_EVERY_S", 0.0)
     rng = random.Random(3)
     world = _history(engine, rng)
     with ThreadPoolExecutor(4) as pool:
