@@ -33,6 +33,7 @@ from knowledge import editor_api
 from knowledge.base import KnowledgeBase
 from knowledge.store import FaqStore
 from reports import api as reports_api
+from reports import rollup
 from reports.csat_prompt import CsatPrompter
 
 _app_numbers = itertools.count(1)
@@ -80,6 +81,9 @@ def create_app(settings: Settings) -> Sanic:
         app.ctx.csat_prompt = CsatPrompter(settings, engine, sync_engine(settings), app.ctx.persona, app.ctx.router.say)
         app.ctx.router.hooks.append(app.ctx.csat_prompt)
         app.ctx.csat_prompt.start()
+        # The reports' pre-aggregation is built/checked in the background (reports/rollup.py).
+        app.ctx.reports_engine = sync_engine(settings)
+        app.ctx.rollup_task = asyncio.create_task(rollup.keep_fresh(app.ctx.reports_engine, settings.reports_full_check_s))
         # The web process searches the knowledge base too (agents' suggestions, editors'
         # previews); the model loads in a worker thread so the server starts serving at once.
         # It also self-calibrates the thresholds after imports/publishes (knowledge/selfcalibration.py),
@@ -96,6 +100,8 @@ def create_app(settings: Settings) -> Sanic:
     async def close_resources(app: Sanic, _loop: asyncio.AbstractEventLoop) -> None:
         await app.ctx.csat_prompt.stop()
         app.ctx.csat_prompt.sync_engine.dispose()
+        app.ctx.rollup_task.cancel()
+        await asyncio.gather(app.ctx.rollup_task, return_exceptions=True)
         await app.ctx.bus.stop()
         await app.ctx.limiter.close()
         await app.ctx.rasa.close()

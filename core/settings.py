@@ -225,6 +225,9 @@ class Settings:
     # rating (0: never on idle; hand-back and goodbye still ask); the sweep looks this often.
     csat_idle_minutes: float = 30.0
     csat_sweep_interval_s: float = 30.0
+    # The reports' rollup (reports/rollup.py): each web process compares every case with its facts
+    # this often in the background (reports themselves only check the event watermark).
+    reports_full_check_s: float = 60.0
     # Throttling (core/ratelimit.py): at most N per window, refilled evenly (N/window per second).
     # Off only for load tests that flood from one address on purpose (benchmarks/).
     rate_limits: bool = True

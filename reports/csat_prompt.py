@@ -200,6 +200,12 @@ class CsatPrompter:
 
     async def run(self) -> None:
         """The web process's sweep loop (started and stopped by bot/app.py)."""
+        from reports.schema import ensure_indexes
+
+        try:  # the sweep's index on conversations.updated_at
+            await asyncio.to_thread(ensure_indexes, self.sync_engine)
+        except Exception:  # noqa: BLE001 - another process creating it at the same moment; the sweep works without
+            log.warning("could not ensure the reports' indexes", exc_info=True)
         while True:
             try:
                 await self.sweep()

@@ -41,10 +41,15 @@ DAY = 86400.0
 BATCH = 500  # dirty conversations recomputed per statement
 FULL_REBUILD = 20000  # more dirty conversations than this: recompute everything in one pass
 REFRESH_EVERY_S = 1.0
-FULL_CHECK_EVERY_S = 60.0
+# A report's own refresh does the full check only the first time in a process; after that the
+# web process's background task (keep_fresh, every `reports_full_check_s`) does it, off the
+# request path. Tests set this to 0 to make every refresh a full one.
+FULL_CHECK_EVERY_S = float("inf")
 
-# per engine: (last refresh, last full check), monotonic seconds
+# per engine: (last refresh, last full check), monotonic seconds, and the lock that makes a
+# report wait for a refresh already running (the first build) instead of starting a second one
 _last_refresh: "weakref.WeakKeyDictionary[sa.engine.Engine, tuple[float, float]]" = weakref.WeakKeyDictionary()
+_running: "weakref.WeakKeyDictionary[sa.engine.Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -75,19 +80,46 @@ def refresh(engine: sa.engine.Engine, force: bool = False, full: bool | None = N
     check (once a minute per process, or `full=True`) also compares every case with its facts and
     counts conversations, for changes made behind the event log's back (a script, a restore).
     """
-    now = time.monotonic()
     with _lock:
-        last, last_full = _last_refresh.get(engine, (-1e9, -1e9))
-        if not force and now - last < REFRESH_EVERY_S:
-            return
-        do_full = full if full is not None else now - last_full >= FULL_CHECK_EVERY_S
-        _last_refresh[engine] = (now, now if do_full else last_full)
-    try:
-        with engine.begin() as conn:
-            _refresh(conn, do_full)
-    except sa.exc.IntegrityError:  # another process refreshed the same rows at the same moment
-        with engine.begin() as conn:
-            _refresh(conn, do_full)
+        running = _running.setdefault(engine, threading.Lock())
+    with running:
+        now = time.monotonic()
+        with _lock:
+            last, last_full = _last_refresh.get(engine, (-1e9, -1e9))
+            if not force and now - last < REFRESH_EVERY_S:
+                return
+            do_full = full if full is not None else (last_full < 0 or now - last_full >= FULL_CHECK_EVERY_S)
+        try:
+            with engine.begin() as conn:
+                _refresh(conn, do_full)
+        except sa.exc.IntegrityError:  # another process refreshed the same rows at the same moment
+            with engine.begin() as conn:
+                _refresh(conn, do_full)
+        with _lock:
+            _last_refresh[engine] = (now, now if do_full else last_full)
+
+
+async def keep_fresh(engine: sa.engine.Engine, every_s: float) -> None:
+    """The web process's background task: the first build (or full check) at start, then a full
+    check every `every_s`, in a worker thread, so reports only pay the quick watermark check."""
+    import asyncio
+    import logging
+
+    from reports.schema import ensure_indexes
+
+    log = logging.getLogger(__name__)
+    first = True
+    while True:
+        try:
+            if first:
+                await asyncio.to_thread(ensure_indexes, engine)
+            await asyncio.to_thread(refresh, engine, True, True)
+            first = False
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a database hiccup: the next round (or a report) catches up
+            log.exception("reports rollup refresh failed")
+        await asyncio.sleep(every_s)
 
 
 def _state(conn: sa.engine.Connection, name: str) -> int | None:

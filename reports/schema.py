@@ -183,6 +183,7 @@ _OWNED_ELSEWHERE = (
     ("ix_cases_created_at", "cases", ("created_at",)),
     ("ix_cases_conv_created", "cases", ("conversation_id", "created_at")),
     ("ix_conversations_created_at", "conversations", ("created_at",)),
+    ("ix_conversations_updated_at", "conversations", ("updated_at",)),  # the CSAT idle sweep (reports/csat_prompt.py)
 )
 
 
