@@ -133,7 +133,9 @@ class CsatPrompter:
     async def customer_turn(self, conversation: Conversation, text: str, payload: str | None) -> list[Message] | None:
         """A score button, the comment after it, or "No comment"; None lets the bot answer."""
         match = SCORE_PAYLOAD.fullmatch(payload or "")
-        request = await self.request_for(conversation.id)
+        request = await self.request_for(conversation.id)  # one primary-key read per bot turn
+        if match is None and payload != SKIP_PAYLOAD and (request is None or request.status != "commenting"):
+            return None
         business = await self.persona.current()
         if match is not None:
             return await self._score(conversation, request, int(match.group(1)))
