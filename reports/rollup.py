@@ -13,13 +13,19 @@ benchmarks.md, "Reports at scale"). The facts tables hold, once, what those join
   votes, and per day and channel the unanswered questions (faq_id '').
 
 **Kept correct, not just fast.** `refresh` runs before a figure is read (at most once a second
-per engine) and brings the facts up to date incrementally:
+per engine) and brings the facts up to date incrementally. The quick check, on every report:
 
 - every event with an id above the stored watermark marks its conversation dirty (late events
   included: the watermark is the row id, not the event's time), and is added to the FAQ days;
-- every case whose stored copy differs from the live row (status, agent, claim, close, team, ...)
-  or that has no facts yet marks its conversation dirty; so do new tickets and conversations;
-- a dirty conversation's facts, and all of its cases' facts, are computed again from the source.
+  the system logs an event with its changes to cases and conversations (escalated, claimed,
+  transferred, handed_back, left_queue, ticket_opened, conversation_started, ...);
+- so do new tickets (their own id watermark).
+
+The full check (`keep_fresh`, in each web process's background: at start, then every
+`reports_full_check_s`) also compares every case with its stored copy (status, agent, claim,
+close, team, ...; new and erased cases) and counts conversations against their facts, for
+changes made without an event. Either way, a dirty conversation's facts, and all of its cases'
+facts, are computed again from the source.
 
 Today's partial day is not special: its events are facts like any other once refreshed. The FAQ
 days are added to under a compare-and-set of the watermark, so two web processes refreshing at
