@@ -7,7 +7,9 @@
 - a bot-only conversation: goodbye asks (REST), and so does a quiet spell (a web process with a
   short `csat_idle_minutes`);
 - once only: two concurrent sweeps (two engines, like two web instances) and a hand-back racing
-  the sweep ask each conversation exactly once, on SQLite and PostgreSQL.
+  the sweep ask each conversation exactly once, on SQLite and PostgreSQL;
+- an agent's "My quality" (GET /api/reports/mine): their own QA reviews with scores and comment,
+  not another agent's.
 """
 from __future__ import annotations
 
@@ -309,3 +311,40 @@ async def _two_instances(settings: Any) -> None:
             prompter.sync_engine.dispose()
         await engine.dispose()
         await engine2.dispose()
+
+
+# -- agents see their own quality -------------------------------------------------------------
+def test_my_quality_shows_an_agent_their_own_reviews_only(stack: Stack) -> None:
+    import datetime as dt
+
+    customer = stack.new_conversation()
+    customer.say("Talk to a person", payload="/request_human")
+    agent = stack.login("agent")
+    case = agent.case_for(customer.conversation_id)
+    assert agent.post(f"/cases/{case['id']}/claim").status_code == 200
+    assert agent.post(f"/cases/{case['id']}/messages", {"text": "Done: your address is updated."}).status_code == 201
+    assert agent.post(f"/cases/{case['id']}/close", {"resolution": "resolved"}).status_code == 200
+
+    supervisor = stack.login("supervisor")
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    sampled = stack.http.post("/api/reports/qa/sample", json={"start": today, "end": today, "per_bucket": 500, "seed": 5},
+                              headers=supervisor.headers)
+    assert sampled.status_code == 201, sampled.text
+    queue = stack.http.get("/api/reports/qa/queue", headers=supervisor.headers).json()["reviews"]
+    review = next(r for r in queue if r["case_id"] == case["id"])
+    criteria = stack.http.get("/api/reports/qa/rubric", headers=supervisor.headers).json()["criteria"]
+    scores = {str(c["id"]): 5 for c in criteria}
+    scores[str(criteria[0]["id"])] = 3
+    scored = stack.http.post(f"/api/reports/qa/reviews/{review['id']}", json={"scores": scores, "comment": "Clear and polite"},
+                             headers=supervisor.headers)
+    assert scored.status_code == 200, scored.text
+
+    mine = stack.http.get("/api/reports/mine", headers=agent.headers).json()
+    found = [r for r in mine["reviews"] if r["case_id"] == case["id"]]
+    assert len(found) == 1 and found[0]["comment"] == "Clear and polite"
+    assert found[0]["scores"] == scores and 0 < found[0]["score"] < 100
+    assert mine["criteria"][str(criteria[0]["id"])] == criteria[0]["name"]
+    assert mine["qa"]["count"] >= 1
+    other = stack.http.get("/api/reports/mine", headers=stack.login("agent2").headers).json()
+    assert all(r["case_id"] != case["id"] for r in other["reviews"])
+    assert other["agent"]["id"] != mine["agent"]["id"]
