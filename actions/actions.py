@@ -223,6 +223,8 @@ class ActionReply(Action):
         loop = asyncio.get_running_loop()
         business = await loop.run_in_executor(None, persona)  # at most one cheap query a second
         dispatcher.utter_message(text=business.text(key))
+        # The router acts on it (a goodbye ends a bot-only conversation: the CSAT prompt).
+        dispatcher.utter_message(json_message={"tandem": {"reply": {"intent": intent}}})
         return []
 
 

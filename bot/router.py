@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations.store import Conversation, ConversationStore, DuplicateMessage, Message, Receipt
+from bot.hooks import ConversationHooks
 from bot.rasa_client import RasaClient, RasaUnavailable
 from core.bus import Bus
 from conversations.events import EventLog
@@ -148,6 +149,7 @@ class Router:
         self.presence = waiting.presence
         self.hours = waiting.hours
         self.tickets = waiting.tickets
+        self.hooks: list[ConversationHooks] = []  # other rooms' plug-ins (server/services.py: the CSAT prompt)
 
     # -- conversations ---------------------------------------------------------------------
     async def start_conversation(self, channel: str, external_id: str | None = None, customer_name: str = "") -> Conversation:
@@ -160,6 +162,19 @@ class Router:
         message = await self.conversations.add_message(conversation.id, sender, text, **data)
         await self._publish(conversation, message, sender)
         return message
+
+    async def say(self, conversation_id: str, sender: str, text: str, **data: Any) -> Message:
+        """A message said into the conversation by a hook (e.g. the CSAT prompt): stored, then published."""
+        return await self._say(await self.conversations.get(conversation_id), sender, text, **data)
+
+    async def _ended(self, conversation: Conversation, trigger: str, case_id: int | None = None) -> list[Message]:
+        replies: list[Message] = []
+        for hook in self.hooks:
+            try:
+                replies += await hook.conversation_ended(conversation, trigger, case_id)
+            except Exception:  # noqa: BLE001 - a plug-in never breaks a hand-back or a goodbye
+                log.exception("conversation %s: %s hook failed", conversation.id, trigger)
+        return replies
 
     async def _publish(self, conversation: Conversation, message: Message, sender: str) -> None:
         payload = {"type": "message", "channel": conversation.channel, "message": message.to_dict()}
@@ -220,6 +235,10 @@ class Router:
         await self.events.record(conversation.id, "message_in", conversation.channel, length=len(text))
         to_rasa = payload or text
         if conversation.mode == "bot":
+            for hook in self.hooks:
+                taken = await hook.customer_turn(conversation, text, payload)
+                if taken is not None:
+                    return taken
             return await self._to_bot(conversation, to_rasa)
         if payload == LEAVE_QUEUE and conversation.mode == "waiting":
             return await self.leave_queue(conversation)
@@ -279,6 +298,8 @@ class Router:
             replies += await self.escalate(
                 conversation, str(escalation.get("reason", "unknown")), str(escalation.get("detail", "")), signals=escalation
             )
+        elif isinstance(meta.get("reply"), dict) and meta["reply"].get("intent") == "goodbye":
+            replies += await self._ended(conversation, "goodbye")  # a bot-only conversation ends: ask for CSAT
         return replies
 
     async def _record_turn(self, conversation: Conversation, meta: dict[str, Any]) -> None:
@@ -446,6 +467,8 @@ class Router:
         if agent:
             await self._say(conversation, "system", f"{agent.display_name} has left the chat.", kind="agent_left", agent_name=agent.display_name)
         await self._resume_bot(conversation)
+        if agent:
+            await self._ended(conversation, "hand_back", case.id)
 
     async def _resume_bot(self, conversation: Conversation) -> list[Message]:
         await self._append_to_tracker(conversation.id, [{"event": "resume"}])

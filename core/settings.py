@@ -133,8 +133,14 @@ class Business:
     rephrase: str = "I'm not sure I found the right answer. Could you put it another way, with a few more details?"
     handoff: str = "I'm connecting you with a member of our support team. Please stay here; they'll see everything we've discussed."
     back_to_bot: str = "You're back with the {name} assistant. Is there anything else I can help you with?"
+    # Satisfaction (CSAT, reports/csat_prompt.py): asked once per conversation, 1-5 buttons.
+    csat_question: str = "How satisfied are you with the help you got today? 1 = very unsatisfied, 5 = very satisfied."
+    csat_comment: str = "Thank you! Is there anything you'd like to add? Type a comment, or tap 'No comment'."
+    csat_no_comment: str = "No comment"  # the button that skips the comment
+    csat_thanks: str = "Thank you for your feedback!"
 
-    TEXTS = ("greeting", "goodbye", "welcome", "glad", "deny", "bot_challenge", "refusal", "rephrase", "handoff", "back_to_bot")
+    TEXTS = ("greeting", "goodbye", "welcome", "glad", "deny", "bot_challenge", "refusal", "rephrase", "handoff", "back_to_bot",
+             "csat_question", "csat_comment", "csat_no_comment", "csat_thanks")
 
     def text(self, key: str) -> str:
         """One text with {name} and {covers} filled in."""
@@ -243,6 +249,13 @@ class Settings:
     fcr_days: float = 7.0  # first-contact resolution: the customer must not come back within this
     csat_low_score: int = 2  # CSAT at or below this counts as "low" (QA sampling, reports)
     qa_long_handle_s: float = 900.0  # handle time at or above this puts a case in the QA "long" bucket
+    # CSAT prompt (reports/csat_prompt.py): a bot conversation quiet this long is asked for its
+    # rating (0: never on idle; hand-back and goodbye still ask); the sweep looks this often.
+    csat_idle_minutes: float = 30.0
+    csat_sweep_interval_s: float = 30.0
+    # The reports' rollup (reports/rollup.py): each web process compares every case with its facts
+    # this often in the background (reports themselves only check the event watermark).
+    reports_full_check_s: float = 60.0
     # Throttling (core/ratelimit.py): at most N per window, refilled evenly (N/window per second).
     # Off only for load tests that flood from one address on purpose (benchmarks/).
     rate_limits: bool = True

@@ -11,6 +11,7 @@
     GET  /api/reports/qa/queue     GET /api/reports/qa/reviews/<id>        (supervisor, manager)
     POST /api/reports/qa/reviews/<id>  {scores: {criterion id: 1-5}, comment}  (supervisor)
     GET  /api/reports/qa/mine      an agent's own finished reviews
+    GET  /api/reports/mine         an agent's own quality: CSAT figures + finished reviews (agent, supervisor)
 
 Dates are UTC days (YYYY-MM-DD), both ends included; the default is the last 30 days.
 """
@@ -30,10 +31,9 @@ from sanic.response import HTTPResponse, file, json, raw
 
 from core import tokens
 from core.auth import staff
-from core.db import sync_engine
 from core.http import ApiError, bearer_token, read_json
 from reports import charts, csat, metrics, qa
-from reports.schema import accounts, case_routing, conversations, ensure_indexes
+from reports.schema import accounts, case_routing, conversations, qa_criteria
 
 bp = Blueprint("reports")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -44,12 +44,8 @@ MAX_DAYS = 366
 
 
 def _engine(request: Request) -> sa.engine.Engine:
-    """A sync engine for the report queries (run in worker threads), made once per app."""
-    engine = getattr(request.app.ctx, "reports_engine", None)
-    if engine is None:
-        engine = sync_engine(request.app.ctx.settings)
-        ensure_indexes(engine)
-        request.app.ctx.reports_engine = engine
+    """The sync engine for the report queries (run in worker threads), built by server/services.py."""
+    engine: sa.engine.Engine = request.app.ctx.reports_engine
     return engine
 
 
@@ -333,3 +329,27 @@ async def score(request: Request, review_id: int, me: Any) -> HTTPResponse:
 async def mine(request: Request, me: Any) -> HTTPResponse:
     found = await asyncio.to_thread(qa.reviews, _engine(request), "done", me.id)
     return json({"reviews": [r.to_dict() for r in found]})
+
+
+@bp.get("/api/reports/mine")
+@staff("agent", "supervisor")
+async def my_quality(request: Request, me: Any) -> HTTPResponse:
+    """The console's "My quality" view: the caller's own CSAT and QA reviews, nobody else's."""
+    engine = _engine(request)
+    low = request.app.ctx.settings.csat_low_score
+
+    def read() -> dict[str, Any]:
+        qa.rubric(engine)  # stores the default rubric on first use
+        with engine.connect() as conn:  # retired criteria too: old reviews name them
+            criteria = {str(i): str(n) for i, n in conn.execute(sa.select(qa_criteria.c.id, qa_criteria.c.name))}
+        done = qa.reviews(engine, "done", me.id)
+        scored = [r.score for r in done if r.score is not None]
+        return {
+            "agent": {"id": me.id, "name": me.display_name},
+            "csat": csat.agent_summary(engine, me.id, low).to_dict(),
+            "qa": {"count": len(done), "mean": round(sum(scored) / len(scored), 2) if scored else None},
+            "reviews": [r.to_dict() for r in done],
+            "criteria": criteria,
+        }
+
+    return json(_plain(await asyncio.to_thread(read)))

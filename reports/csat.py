@@ -88,6 +88,30 @@ def record_rating(engine: sa.engine.Engine, conversation_id: str, score: Any, co
     return Rating(int(result.inserted_primary_key[0]), conversation_id, channel, score, comment, case_id, agent_id, now)
 
 
+def add_comment(engine: sa.engine.Engine, conversation_id: str, comment: Any, now: float | None = None) -> bool:
+    """The optional comment given after the score (the chat asks for it next); once only:
+    False when the conversation has no rating or its comment is set already."""
+    if not isinstance(comment, str):
+        raise RatingError("'comment' must be a string")
+    comment = comment.strip()
+    if not comment:
+        return False
+    if len(comment) > MAX_COMMENT:
+        raise RatingError(f"'comment' is too long ({len(comment)} characters; limit {MAX_COMMENT})")
+    now = time.time() if now is None else now
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(csat.c.channel).where(csat.c.conversation_id == conversation_id, csat.c.comment == "")).first()
+        if row is None:
+            return False
+        done = conn.execute(csat.update().where(csat.c.conversation_id == conversation_id, csat.c.comment == "").values(comment=comment))
+        if not done.rowcount:
+            return False
+        conn.execute(events.insert().values(
+            conversation_id=conversation_id, kind="rating_commented", channel=str(row[0]), data=json.dumps({"length": len(comment)}), at=now,
+        ))
+    return True
+
+
 def rating_for(engine: sa.engine.Engine, conversation_id: str) -> Rating | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(csat).where(csat.c.conversation_id == conversation_id)).mappings().first()
@@ -95,3 +119,35 @@ def rating_for(engine: sa.engine.Engine, conversation_id: str) -> Rating | None:
         return None
     return Rating(row["id"], row["conversation_id"], row["channel"], row["score"], row["comment"], row["case_id"],
                   row["agent_id"], row["created_at"])
+
+
+@dataclass(frozen=True)
+class AgentCsat:
+    """One agent's own satisfaction figures (the console's "My quality" view)."""
+
+    count: int
+    mean: float | None  # mean score 1..5; None with no rating
+    csat: float | None  # share of 4s and 5s
+    low: int  # ratings at or below the low score
+    recent: list[dict[str, Any]]  # the latest ratings: score, comment, case, when
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def agent_summary(engine: sa.engine.Engine, agent_id: int, low_score: int, recent: int = 20) -> AgentCsat:
+    """Ratings about cases this agent handled (record_rating linked them), all time."""
+    with engine.connect() as conn:
+        count, total, good, low = conn.execute(sa.select(
+            sa.func.count(csat.c.id), sa.func.sum(csat.c.score),
+            sa.func.sum(sa.case((csat.c.score >= 4, 1), else_=0)), sa.func.sum(sa.case((csat.c.score <= low_score, 1), else_=0)),
+        ).where(csat.c.agent_id == agent_id)).one()
+        rows = conn.execute(
+            sa.select(csat.c.score, csat.c.comment, csat.c.case_id, csat.c.channel, csat.c.created_at)
+            .where(csat.c.agent_id == agent_id).order_by(csat.c.created_at.desc(), csat.c.id.desc()).limit(recent)
+        ).mappings().all()
+    count = int(count or 0)
+    return AgentCsat(
+        count, round(float(total) / count, 3) if count else None, round(float(good or 0) / count, 4) if count else None,
+        int(low or 0), [dict(r) for r in rows],
+    )

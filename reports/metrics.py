@@ -1,4 +1,9 @@
-"""The managers' figures, each one SQL query (SQLAlchemy Core) over the event log, cases and CSAT.
+"""The managers' figures, each a few SQL queries (SQLAlchemy Core) over pre-aggregated facts and CSAT.
+
+The conversation and case figures read reports/rollup.py's facts (refreshed incrementally
+before each read; the same definitions, computed once per case and conversation); the FAQ
+figure reads its daily rollup for whole days and the event log for partial ones. The same
+figures straight from the source tables are in reports/direct.py (the tests' oracle).
 
 Every figure is defined in docs/reports.md; the functions here are that definition in code, so
 read the two together. All functions take a sync Connection (call them from a worker thread)
@@ -15,7 +20,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sqlalchemy as sa
 
-from reports.schema import accounts, case_routing, cases, conversations, csat, events, qa_reviews, tickets
+from reports import rollup
+from reports.schema import accounts, case_facts, case_routing, cases, conversation_facts, csat, events, faq_days, qa_reviews
 
 DAY = 86400.0
 Row = list[Any]
@@ -81,23 +87,6 @@ def _dialect(conn: sa.engine.Connection) -> str:
 
 
 # -- conversations ---------------------------------------------------------------------------
-def _counted_conversations(f: Filters) -> Any:
-    """Conversations started in the window in which the customer wrote at least once."""
-    # A message is never older than its conversation, so the event scan starts at the window.
-    wrote = sa.select(events.c.conversation_id).where(events.c.kind == "message_in", events.c.at >= f.start)
-    query = sa.select(conversations.c.id, conversations.c.created_at).where(
-        conversations.c.created_at >= f.start, conversations.c.created_at < f.end, conversations.c.id.in_(wrote)
-    )
-    if f.channel:
-        query = query.where(conversations.c.channel == f.channel)
-    return query
-
-
-def _cased(f: Filters) -> Any:
-    """Conversations with a case (a case is never older than its conversation)."""
-    return sa.select(cases.c.conversation_id).where(cases.c.created_at >= f.start)
-
-
 @dataclass(frozen=True)
 class Containment:
     conversations: int
@@ -111,32 +100,42 @@ class Containment:
         ] + [["total", self.conversations, self.bot_only, "" if self.rate is None else round(self.rate, 4)]]
 
 
+def _counted_facts(f: Filters, *columns: Any) -> Any:
+    """The counted conversations from their facts (reports/rollup.py; same definition as above)."""
+    v = conversation_facts
+    query = sa.select(*columns).where(v.c.created_at >= f.start, v.c.created_at < f.end, v.c.wrote.is_(True))
+    if f.channel:
+        query = query.where(v.c.channel == f.channel)
+    return query
+
+
+def _facts(conn: sa.engine.Connection) -> None:
+    """Bring the pre-aggregated facts up to date before reading them (reports/rollup.py)."""
+    rollup.refresh(conn.engine)
+
+
 def containment(conn: sa.engine.Connection, f: Filters) -> Containment:
-    base = _counted_conversations(f).subquery()
-    had_case = base.c.id.in_(_cased(f))
-    had_ticket = base.c.id.in_(sa.select(tickets.c.conversation_id).where(tickets.c.created_at >= f.start))
-    bot_only = sa.case((sa.and_(~had_case, ~had_ticket), 1), else_=0)
-    day = _day(base.c.created_at, _dialect(conn))
-    rows = conn.execute(
-        sa.select(day.label("day"), sa.func.count(), sa.func.sum(bot_only)).group_by("day").order_by("day")
-    ).all()
+    _facts(conn)
+    v = conversation_facts
+    bot_only = sa.case((sa.and_(v.c.had_case.is_(False), v.c.had_ticket.is_(False)), 1), else_=0)
+    day = _day(v.c.created_at, _dialect(conn))
+    rows = conn.execute(_counted_facts(f, day.label("day"), sa.func.count(), sa.func.sum(bot_only)).group_by("day").order_by("day")).all()
     by_day = [(day_label(int(d)), int(n), int(b or 0)) for d, n, b in rows]
     total, bot = sum(r[1] for r in by_day), sum(r[2] for r in by_day)
     return Containment(total, bot, _ratio(bot, total), by_day)
 
 
 # -- cases -----------------------------------------------------------------------------------
-def _cases(f: Filters, *columns: Any) -> Any:
-    """Cases opened in the window, narrowed by channel, (current) team and (last) agent."""
-    query = sa.select(*columns).select_from(cases.outerjoin(case_routing, case_routing.c.case_id == cases.c.id)).where(
-        cases.c.created_at >= f.start, cases.c.created_at < f.end
-    )
+def _case_facts(f: Filters, *columns: Any) -> Any:
+    """Cases opened in the window from their facts: the same narrowing as _cases."""
+    c = case_facts
+    query = sa.select(*columns).where(c.c.created_at >= f.start, c.c.created_at < f.end)
     if f.channel:
-        query = query.where(cases.c.channel == f.channel)
+        query = query.where(c.c.channel == f.channel)
     if f.team:
-        query = query.where(case_routing.c.team == f.team)
+        query = query.where(c.c.team == f.team)
     if f.agent_id is not None:
-        query = query.where(cases.c.agent_id == f.agent_id)
+        query = query.where(c.c.agent_id == f.agent_id)
     return query
 
 
@@ -155,37 +154,18 @@ class Escalations:
 
 
 def escalations(conn: sa.engine.Connection, f: Filters) -> Escalations:
-    base = _counted_conversations(f).subquery()
-    had_case = base.c.id.in_(_cased(f))
-    total, escalated = conn.execute(
-        sa.select(sa.func.count(), sa.func.sum(sa.case((had_case, 1), else_=0))).select_from(base)
-    ).one()
-    day = _day(cases.c.created_at, _dialect(conn))
+    _facts(conn)
+    v, c = conversation_facts, case_facts
+    total, escalated = conn.execute(_counted_facts(f, sa.func.count(), sa.func.sum(sa.case((v.c.had_case.is_(True), 1), else_=0)))).one()
+    day = _day(c.c.created_at, _dialect(conn))
     rows = conn.execute(
-        _cases(f, day.label("day"), cases.c.reason, sa.func.count()).group_by("day", cases.c.reason).order_by("day", cases.c.reason)
+        _case_facts(f, day.label("day"), c.c.reason, sa.func.count()).group_by("day", c.c.reason).order_by("day", c.c.reason)
     ).all()
     by_day = [(day_label(int(d)), str(reason), int(n)) for d, reason, n in rows]
     reasons: dict[str, int] = {}
     for _, reason, n in by_day:
         reasons[reason] = reasons.get(reason, 0) + n
     return Escalations(int(total or 0), int(escalated or 0), _ratio(int(escalated or 0), int(total or 0)), reasons, by_day)
-
-
-def _while_open(f: Filters, kind: str, aggregate: Callable[[Any], Any]) -> Any:
-    """Per case opened in the window: `aggregate` over its conversation's `kind` events while it
-    was open. A grouped join, not a per-case subquery: one hash join on 100k cases (benchmarks)."""
-    c = cases.alias("open_case")
-    during = sa.and_(
-        events.c.conversation_id == c.c.conversation_id, events.c.kind == kind, events.c.at >= c.c.created_at,
-        sa.or_(c.c.closed_at.is_(None), events.c.at <= c.c.closed_at),
-    )
-    return (
-        sa.select(c.c.id.label("case_id"), aggregate(events.c.at).label("value"))
-        .select_from(c.join(events, during))
-        .where(c.c.created_at >= f.start, c.c.created_at < f.end, events.c.at >= f.start, events.c.kind == kind)
-        .group_by(c.c.id)
-        .subquery()
-    )
 
 
 @dataclass(frozen=True)
@@ -216,12 +196,9 @@ def _percentiles(conn: sa.engine.Connection, column: Any, ps: Sequence[float]) -
 
 
 def waiting(conn: sa.engine.Connection, f: Filters, target_s: float) -> Waiting:
-    first = _while_open(f, "agent_message", sa.func.min)
-    per_case = (
-        _cases(f, (first.c.value - cases.c.created_at).label("wait"), cases.c.status, cases.c.resolution)
-        .outerjoin(first, first.c.case_id == cases.c.id)
-        .subquery()
-    )
+    _facts(conn)
+    c = case_facts
+    per_case = _case_facts(f, (c.c.first_reply_at - c.c.created_at).label("wait"), c.c.status, c.c.resolution).subquery()
     left = sa.and_(per_case.c.wait.is_(None), per_case.c.status == "cancelled", per_case.c.resolution == "customer_left")
     total, answered, abandoned, within = conn.execute(sa.select(
         sa.func.count(), sa.func.count(per_case.c.wait), sa.func.sum(sa.case((left, 1), else_=0)),
@@ -230,30 +207,6 @@ def waiting(conn: sa.engine.Connection, f: Filters, target_s: float) -> Waiting:
     p50, p90 = _percentiles(conn, per_case.c.wait, (50, 90))
     answered, abandoned, within = int(answered or 0), int(abandoned or 0), int(within or 0)
     return Waiting(int(total or 0), answered, abandoned, p50, p90, within, _ratio(within, answered + abandoned), target_s)
-
-
-def _came_back(f: Filters, window_s: float, same_topic: bool) -> Any:
-    """Cases (opened in the window) after which the same conversation got another case within
-    `window_s` of closing, on the same topic (team, else reason) if `same_topic`."""
-    first, later = cases.alias("first_case"), cases.alias("later_case")
-    condition = [
-        later.c.conversation_id == first.c.conversation_id, later.c.id != first.c.id,
-        later.c.created_at > first.c.closed_at, later.c.created_at <= first.c.closed_at + window_s,
-    ]
-    joined = first.join(later, sa.and_(*condition))
-    if same_topic:
-        first_routing, later_routing = case_routing.alias("first_routing"), case_routing.alias("later_routing")
-        joined = joined.outerjoin(first_routing, first_routing.c.case_id == first.c.id).outerjoin(
-            later_routing, later_routing.c.case_id == later.c.id)
-        condition = [sa.func.coalesce(later_routing.c.team, later.c.reason) == sa.func.coalesce(first_routing.c.team, first.c.reason)]
-    else:
-        condition = []
-    return (
-        sa.select(first.c.id.label("case_id")).select_from(joined)
-        .where(first.c.created_at >= f.start, first.c.created_at < f.end, later.c.created_at >= f.start, *condition)
-        .group_by(first.c.id)
-        .subquery()
-    )
 
 
 @dataclass(frozen=True)
@@ -276,16 +229,13 @@ class Handling:
 
 
 def handling(conn: sa.engine.Connection, f: Filters, reopen_window_s: float) -> Handling:
-    transfers = _while_open(f, "transferred", sa.func.count)
-    back = _came_back(f, reopen_window_s, same_topic=False)
+    _facts(conn)
+    c = case_facts
+    reopened = sa.case((c.c.next_case_at <= c.c.closed_at + reopen_window_s, 1), else_=0)
     per_case = (
-        _cases(
-            f, (cases.c.closed_at - cases.c.claimed_at).label("handle"), (cases.c.closed_at - cases.c.created_at).label("resolution"),
-            sa.func.coalesce(transfers.c.value, 0).label("transfers"), sa.case((back.c.case_id.is_not(None), 1), else_=0).label("reopened"),
-        )
-        .outerjoin(transfers, transfers.c.case_id == cases.c.id)
-        .outerjoin(back, back.c.case_id == cases.c.id)
-        .where(cases.c.status == "closed", cases.c.closed_at.is_not(None))
+        _case_facts(f, (c.c.closed_at - c.c.claimed_at).label("handle"), (c.c.closed_at - c.c.created_at).label("resolution"),
+                    c.c.transfers.label("transfers"), reopened.label("reopened"))
+        .where(c.c.status == "closed", c.c.closed_at.is_not(None))
         .subquery()
     )
     closed, handle_mean, resolution_mean, moved, moved_cases, again = conn.execute(sa.select(
@@ -315,14 +265,11 @@ class FirstContact:
 
 
 def first_contact(conn: sa.engine.Connection, f: Filters, window_days: float, as_of: float) -> FirstContact:
+    _facts(conn)
+    c = case_facts
     window = window_days * DAY
-    back = _came_back(f, window, same_topic=True)
-    came_back = sa.case((back.c.case_id.is_not(None), 1), else_=0)
-    query = (
-        _cases(f, cases.c.closed_at, came_back).outerjoin(back, back.c.case_id == cases.c.id)
-        .where(cases.c.status == "closed", cases.c.closed_at.is_not(None))
-    )
-    rows = conn.execute(query).all()
+    came_back = sa.case((c.c.next_same_topic_at <= c.c.closed_at + window, 1), else_=0)
+    rows = conn.execute(_case_facts(f, c.c.closed_at, came_back).where(c.c.status == "closed", c.c.closed_at.is_not(None))).all()
     judged = [back for closed, back in rows if closed + window <= as_of]
     first = sum(1 for back in judged if not back)
     return FirstContact(len(judged), first, _ratio(first, len(judged)), len(rows) - len(judged), window_days)
@@ -363,24 +310,74 @@ def _events(f: Filters, *columns: Any) -> Any:
     return query
 
 
-def faq(conn: sa.engine.Connection, f: Filters) -> Faq:
+FaqCounts = tuple[dict[str, int], dict[str, tuple[int, int]], dict[int, int]]  # served, (helpful, not), missed per day
+
+
+def _faq_raw(conn: sa.engine.Connection, f: Filters) -> FaqCounts:
+    """FAQ counts straight from the event log (the edges of a window that is not whole days)."""
     dialect = _dialect(conn)
     faq_id = _json_text(events.c.data, "faq_id", dialect).label("faq_id")
-    served = dict(conn.execute(_events(f, faq_id, sa.func.count()).where(events.c.kind == "answered").group_by(faq_id)).all())
+    served = {k: int(n) for k, n in conn.execute(_events(f, faq_id, sa.func.count()).where(events.c.kind == "answered").group_by(faq_id)).all()}
     helpful_flag = _json_true(events.c.data, "helpful", dialect)
     votes = conn.execute(
         _events(f, faq_id, sa.func.sum(sa.case((helpful_flag, 1), else_=0)), sa.func.sum(sa.case((helpful_flag, 0), else_=1)))
         .where(events.c.kind == "feedback").group_by(faq_id)
     ).all()
     voted = {fid: (int(up or 0), int(down or 0)) for fid, up, down in votes}
+    day = _day(events.c.at, dialect)
+    missed = {int(d): int(n) for d, n in conn.execute(
+        _events(f, day.label("day"), sa.func.count()).where(events.c.kind == "missed").group_by("day")
+    ).all()}
+    return served, voted, missed
+
+
+def _faq_days(conn: sa.engine.Connection, first_day: int, end_day: int, channel: str | None) -> FaqCounts:
+    """FAQ counts of whole UTC days [first_day, end_day) from the daily rollup (reports/rollup.py)."""
+    d = faq_days
+    query = sa.select(d.c.faq_id, sa.func.sum(d.c.served), sa.func.sum(d.c.helpful), sa.func.sum(d.c.unhelpful)).where(
+        d.c.day >= first_day, d.c.day < end_day, d.c.faq_id != "")
+    missed_query = sa.select(d.c.day, sa.func.sum(d.c.missed)).where(d.c.day >= first_day, d.c.day < end_day, d.c.missed > 0)
+    if channel:
+        query, missed_query = query.where(d.c.channel == channel), missed_query.where(d.c.channel == channel)
+    served: dict[str, int] = {}
+    voted: dict[str, tuple[int, int]] = {}
+    for fid, n, up, down in conn.execute(query.group_by(d.c.faq_id)).all():
+        if n:
+            served[fid] = int(n)
+        if up or down:
+            voted[fid] = (int(up or 0), int(down or 0))
+    missed = {int(day): int(n) for day, n in conn.execute(missed_query.group_by(d.c.day)).all()}
+    return served, voted, missed
+
+
+def faq(conn: sa.engine.Connection, f: Filters) -> Faq:
+    """Whole days from the rollup, the partial first/last day (if any) from the event log."""
+    _facts(conn)
+    first_day, end_day = math.ceil(f.start / DAY), math.floor(f.end / DAY)
+    if first_day < end_day:
+        parts = [_faq_days(conn, first_day, end_day, f.channel)]
+        if f.start < first_day * DAY:
+            parts.append(_faq_raw(conn, Filters(f.start, first_day * DAY, f.channel)))
+        if end_day * DAY < f.end:
+            parts.append(_faq_raw(conn, Filters(end_day * DAY, f.end, f.channel)))
+    else:
+        parts = [_faq_raw(conn, f)]
+    served: dict[str, int] = {}
+    voted: dict[str, tuple[int, int]] = {}
+    missed_days: dict[int, int] = {}
+    for part_served, part_voted, part_missed in parts:
+        for k, n in part_served.items():
+            served[k] = served.get(k, 0) + n
+        for k, (up, down) in part_voted.items():
+            old = voted.get(k, (0, 0))
+            voted[k] = (old[0] + up, old[1] + down)
+        for k, n in part_missed.items():
+            missed_days[k] = missed_days.get(k, 0) + n
     ids = sorted({k for k in served if k} | {k for k in voted if k})
     entries = sorted(
         (FaqEntry(i, int(served.get(i, 0)), *voted.get(i, (0, 0))) for i in ids), key=lambda e: (-e.served, e.faq_id)
     )
-    day = _day(events.c.at, dialect)
-    missed = [(day_label(int(d)), int(n)) for d, n in conn.execute(
-        _events(f, day.label("day"), sa.func.count()).where(events.c.kind == "missed").group_by("day").order_by("day")
-    ).all()]
+    missed = [(day_label(d), n) for d, n in sorted(missed_days.items())]
     return Faq(
         sum(e.served for e in entries), sum(e.helpful for e in entries), sum(e.unhelpful for e in entries), entries,
         sum(n for _, n in missed), missed,

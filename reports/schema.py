@@ -27,6 +27,21 @@ csat = sa.Table(
     sa.CheckConstraint("score BETWEEN 1 AND 5", name="ck_csat_score"),
 )
 
+# One CSAT prompt per conversation (reports/csat_prompt.py): inserting the row is the claim, so
+# of two web instances (or two sweeps, or a hand-back racing the idle sweep) exactly one asks.
+csat_requests = sa.Table(
+    "csat_requests",
+    metadata,
+    sa.Column("conversation_id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(20), nullable=False, default=""),
+    sa.Column("trigger", sa.String(16), nullable=False),  # hand_back | goodbye | idle
+    sa.Column("case_id", sa.Integer, nullable=True),  # the case handed back, if any
+    sa.Column("message_id", sa.Integer, nullable=True),  # the prompt message, once stored
+    sa.Column("status", sa.String(12), nullable=False, default="asked"),  # asked | commenting | done
+    sa.Column("asked_at", sa.Float, nullable=False),
+    sa.Column("answered_at", sa.Float, nullable=True),
+)
+
 qa_criteria = sa.Table(
     "qa_criteria",
     metadata,
@@ -67,7 +82,58 @@ qa_scores = sa.Table(
     sa.Column("weight", sa.Float, nullable=False),  # the criterion's weight when scored
 )
 
-# -- read only: owned by conversations/store.py and handoff/schema.py --------------------------
+# -- the reports' pre-aggregation (reports/rollup.py: what they hold and how they stay correct)
+case_facts = sa.Table(
+    "report_case_facts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # cases.id
+    sa.Column("conversation_id", sa.String(64), nullable=False, index=True),
+    sa.Column("channel", sa.String(20), nullable=True),
+    sa.Column("team", sa.String(40), nullable=True),
+    sa.Column("reason", sa.String(40), nullable=True),
+    sa.Column("agent_id", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(12), nullable=True),
+    sa.Column("resolution", sa.String(40), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("claimed_at", sa.Float, nullable=True),
+    sa.Column("closed_at", sa.Float, nullable=True),
+    sa.Column("first_reply_at", sa.Float, nullable=True),  # first agent_message while open
+    sa.Column("transfers", sa.Integer, nullable=False, default=0),  # transferred events while open
+    sa.Column("next_case_at", sa.Float, nullable=True),  # the conversation's next case after this one closed
+    sa.Column("next_same_topic_at", sa.Float, nullable=True),  # ... on the same topic (team, else reason)
+)
+
+conversation_facts = sa.Table(
+    "report_conversation_facts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # conversations.id
+    sa.Column("channel", sa.String(20), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("wrote", sa.Boolean, nullable=False),  # a message_in event
+    sa.Column("had_case", sa.Boolean, nullable=False),
+    sa.Column("had_ticket", sa.Boolean, nullable=False),
+)
+
+faq_days = sa.Table(
+    "report_faq_days",
+    metadata,
+    sa.Column("day", sa.Integer, primary_key=True),  # UTC day number
+    sa.Column("channel", sa.String(20), primary_key=True),
+    sa.Column("faq_id", sa.String(200), primary_key=True),  # '' holds the day's unanswered count
+    sa.Column("served", sa.Integer, nullable=False, default=0),
+    sa.Column("helpful", sa.Integer, nullable=False, default=0),
+    sa.Column("unhelpful", sa.Integer, nullable=False, default=0),
+    sa.Column("missed", sa.Integer, nullable=False, default=0),
+)
+
+rollup_state = sa.Table(
+    "report_rollup_state",
+    metadata,
+    sa.Column("name", sa.String(20), primary_key=True),  # "events" | "tickets"
+    sa.Column("last_id", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 # Other rooms' tables, read here (reports/ may import them: docs/architecture.md).
 events = conversation_events
 
@@ -82,6 +148,7 @@ _OWNED_ELSEWHERE = (
     ("ix_cases_created_at", "cases", ("created_at",)),
     ("ix_cases_conv_created", "cases", ("conversation_id", "created_at")),
     ("ix_conversations_created_at", "conversations", ("created_at",)),
+    ("ix_conversations_updated_at", "conversations", ("updated_at",)),  # the CSAT idle sweep (reports/csat_prompt.py)
 )
 
 
@@ -93,4 +160,5 @@ def ensure_indexes(engine: sa.engine.Engine) -> None:
         for name, table, columns in _OWNED_ELSEWHERE:
             conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})"))
 
-__all__ = ["accounts", "case_routing", "cases", "conversations", "csat", "events", "messages", "qa_criteria", "qa_reviews", "qa_scores", "tickets"]
+__all__ = ["accounts", "case_facts", "case_routing", "cases", "conversation_facts", "conversations", "csat", "csat_requests", "events", "faq_days",
+           "messages", "qa_criteria", "qa_reviews", "qa_scores", "rollup_state", "tickets"]

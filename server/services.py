@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.telegram import TelegramChannel
@@ -33,6 +34,9 @@ from handoff.queue import CaseQueue
 from handoff.services import ConsoleServices, WaitingRoom
 from knowledge.base import KnowledgeBase
 from knowledge.store import FaqStore
+from reports import rollup
+from reports.csat_prompt import CsatPrompter
+from reports.schema import ensure_indexes
 
 log = logging.getLogger("tandem.web")
 
@@ -54,6 +58,8 @@ class Services:
     console: ConsoleServices
     knowledge: KnowledgeBase
     knowledge_ready: asyncio.Future[None]
+    csat_prompt: CsatPrompter  # satisfaction asked after a hand-back, a goodbye or a quiet spell
+    reports_engine: sa.engine.Engine  # the reports' queries and their rollup run on it, in threads
     telegram: TelegramChannel | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -68,6 +74,9 @@ class Services:
             self.telegram = TelegramChannel(self.settings, self.router, self.engine, self.limiter)
             self.telegram.start()
         self.tasks.append(asyncio.create_task(self._warm_up()))
+        self.csat_prompt.start()
+        # The reports' pre-aggregation is built and checked in the background (reports/rollup.py).
+        self.tasks.append(asyncio.create_task(rollup.keep_fresh(self.reports_engine, self.settings.reports_full_check_s)))
 
     async def _warm_up(self) -> None:
         """Load the embedding model now, so an editor's first preview does not wait for it."""
@@ -80,6 +89,10 @@ class Services:
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.csat_prompt.stop()
+        self.csat_prompt.sync_engine.dispose()
+        self.reports_engine.dispose()
         await self.console.dispatcher.stop()
         if self.telegram is not None:
             await self.telegram.stop()
@@ -115,9 +128,14 @@ async def build(settings: Settings) -> Services:
         knowledge.watch()
 
     ready: asyncio.Future[None] = asyncio.get_running_loop().run_in_executor(None, open_and_watch)
+    persona = AsyncPersona(engine, settings.business)
+    reports_engine = sync_engine(settings)
+    await asyncio.to_thread(ensure_indexes, reports_engine)
+    csat_prompt = CsatPrompter(settings, engine, sync_engine(settings), persona, router.say)
+    router.hooks.append(csat_prompt)
     return Services(
-        settings=settings, engine=engine, persona=AsyncPersona(engine, settings.business), bus=bus, rasa=rasa,
+        settings=settings, engine=engine, persona=persona, bus=bus, rasa=rasa,
         events=events, accounts=Accounts(engine, settings.agent_session_hours), queue=queue, conversations=conversations,
         limiter=RateLimiter(settings, make_store(settings, engine)), router=router, control=router, console=console,
-        knowledge=knowledge, knowledge_ready=ready,
+        knowledge=knowledge, knowledge_ready=ready, csat_prompt=csat_prompt, reports_engine=reports_engine,
     )

@@ -106,6 +106,7 @@ RULES: dict[str, Any] = {
     "GET /api/reports/qa/reviews/<review_id:int>": READERS,
     "POST /api/reports/qa/reviews/<review_id:int>": frozenset({"supervisor"}),
     "GET /api/reports/qa/mine": AGENTS,
+    "GET /api/reports/mine": AGENTS,
 }
 WEBSOCKETS = {"GET /widget/ws", "GET /api/agent/ws"}
 PARAM = re.compile(r"<(\w+):(\w+)>")

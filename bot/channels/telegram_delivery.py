@@ -125,11 +125,13 @@ def feedback_row(message_id: int) -> list[InlineKeyboardButton]:
 
 
 def keyboard(message: dict[str, Any]) -> InlineKeyboardMarkup | None:
-    """Reply buttons (one per row) and, under a knowledge-base answer, 👍 / 👎."""
+    """Reply buttons (one per row; the CSAT scale 1-5 on one row) and, under a knowledge-base answer, 👍 / 👎."""
     rows: list[list[InlineKeyboardButton]] = [
         [InlineKeyboardButton(str(button.get("title") or button.get("payload") or "?")[:64], callback_data=button_data(message["id"], index))]
         for index, button in enumerate(message.get("buttons") or [])
     ]
+    if message.get("kind") == "csat_prompt" and rows:
+        rows = [[key for row in rows for key in row]]
     if message.get("faq_id"):
         rows.append(feedback_row(message["id"]))
     return InlineKeyboardMarkup(rows) if rows else None

@@ -526,11 +526,19 @@
     node.appendChild(body);
     if (sender === "bot" && message.faq_id) { node.appendChild(feedbackNode(message)); }
     if (message.buttons && message.buttons.length) {
-      var group = el("div", { className: "tw-quick", role: "group", "aria-label": "Suggested replies" });
+      // The CSAT question (reports/csat_prompt.py) is a 1-5 scale on one row, answered once.
+      var csat = message.kind === "csat_prompt";
+      var group = el("div", { className: csat ? "tw-quick tw-csat" : "tw-quick", role: "group",
+                              "aria-label": csat ? "Rate from 1 (very unsatisfied) to 5 (very satisfied)" : "Suggested replies" });
       message.buttons.forEach(function (button) {
         if (!button || typeof button.payload !== "string") { return; }
-        var b = el("button", { type: "button", className: "tw-quick-btn" }, button.title || button.payload);
-        b.addEventListener("click", function () { sendButton(button); });
+        var attrs = { type: "button", className: csat ? "tw-quick-btn tw-csat-btn" : "tw-quick-btn" };
+        if (csat) { attrs["aria-label"] = "Rate " + (button.title || button.payload) + " of 5"; }
+        var b = el("button", attrs, button.title || button.payload);
+        b.addEventListener("click", function () {
+          if (csat) { Array.prototype.forEach.call(group.querySelectorAll("button"), function (x) { x.disabled = true; }); }
+          sendButton(button);
+        });
         group.appendChild(b);
       });
       node.appendChild(group);

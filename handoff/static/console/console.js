@@ -679,3 +679,36 @@ async function loadTicket(tab) {
 
 // -- boot ----------------------------------------------------------------------------------
 if (state.token) start();
+
+// -- my quality (GET /api/reports/mine): the agent's own CSAT and finished QA reviews --------
+function pct(value) { return value == null ? "–" : Math.round(value * 100) + "%"; }
+
+async function loadQuality() {
+  const box = $("#quality");
+  box.replaceChildren(el("p", { class: "hint", text: "Loading…" }));
+  const response = await fetch("/api/reports/mine", { headers: { "Authorization": "Bearer " + state.token } });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) { box.replaceChildren(el("p", { class: "error", text: data.error || ("HTTP " + response.status) })); return; }
+  const c = data.csat;
+  const figures = el("dl", { class: "quality-figures" },
+    el("dt", { text: "CSAT ratings" }), el("dd", { class: "quality-csat-count", text: String(c.count) }),
+    el("dt", { text: "Average score" }), el("dd", { class: "quality-csat-mean", text: c.mean == null ? "–" : c.mean.toFixed(2) + " / 5" }),
+    el("dt", { text: "Satisfied (4-5)" }), el("dd", { class: "quality-csat-share", text: pct(c.csat) }),
+    el("dt", { text: "QA reviews" }), el("dd", { class: "quality-qa-count", text: String(data.qa.count) }),
+    el("dt", { text: "QA average" }), el("dd", { class: "quality-qa-mean", text: data.qa.mean == null ? "–" : data.qa.mean.toFixed(1) + " / 100" }));
+  const comments = el("ul", { class: "quality-ratings", "aria-label": "Latest ratings" });
+  for (const r of c.recent) {
+    comments.append(el("li", { text: `${r.score}/5` + (r.comment ? ` – “${r.comment}”` : "") + (r.case_id ? ` (case #${r.case_id})` : "") }));
+  }
+  const reviews = el("ul", { class: "quality-reviews", "aria-label": "My QA reviews" });
+  for (const r of data.reviews) {
+    const parts = Object.entries(r.scores).map(([id, s]) => `${data.criteria[id] || ("#" + id)}: ${s}`).join(", ");
+    reviews.append(el("li", {},
+      el("strong", { text: `Case #${r.case_id}: ${r.score == null ? "–" : r.score.toFixed(1)} / 100` }),
+      el("div", { class: "quality-scores", text: parts }),
+      r.comment ? el("div", { class: "quality-comment", text: r.comment }) : null));
+  }
+  box.replaceChildren(figures, el("h3", { text: "Latest ratings" }), comments, el("h3", { text: "Reviews" }), reviews);
+}
+
+$("#quality-button").addEventListener("click", () => { loadQuality().catch((e) => { $("#quality").textContent = String(e); }); });
