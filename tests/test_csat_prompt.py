@@ -31,10 +31,12 @@ from server.processes import Supervisor
 from bot.rasa_client import RasaClient
 from bot.router import Router
 from core.bus import Bus
-from core.db import async_engine, create_schema, sync_engine
+from core.db import async_engine, sync_engine
+from server.schema import create_schema
 from conversations.events import EventLog
 from core.persona import AsyncPersona
 from core.settings import load_settings
+from handoff.services import WaitingRoom
 from handoff.queue import CaseQueue
 from reports.csat_prompt import CsatPrompter
 from tests.conftest import Stack, free_port, postgres_url, stack_settings, wait_until
@@ -268,7 +270,7 @@ async def _instance(settings: Any) -> tuple[CsatPrompter, Router, Any]:
     engine = async_engine(settings)
     store = ConversationStore(engine)
     router = Router(settings, store, CaseQueue(engine, 1.0), RasaClient(settings.rasa_url, 1.0, "x", settings.action_url),
-                    EventLog(engine), Bus())
+                    EventLog(engine), Bus(), WaitingRoom.build(engine, settings))
     prompter = CsatPrompter(settings, engine, sync_engine(settings), AsyncPersona(engine, settings.business), router.say)
     router.hooks.append(prompter)
     return prompter, router, engine

@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from conversations.store import conversations
-from core.db import create_schema, sync_engine
+from core.db import sync_engine
+from server.schema import create_schema
 from conversations.events import conversation_events
 from core.settings import load_settings
 from handoff.schema import accounts, case_routing, cases, tickets
