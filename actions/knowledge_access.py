@@ -27,7 +27,7 @@ def knowledge_base() -> KnowledgeBase:
     """Open (and if needed rebuild) the index, and load the embedding model, once."""
     current = settings()
     create_schema(current)
-    kb = KnowledgeBase(FaqStore(sync_engine(current)), current.index_dir)
+    kb = KnowledgeBase(FaqStore(sync_engine(current)), current.index_dir, language=current.knowledge_language)
     kb.open()
     kb.search("warm up")  # loads the model now, not on the first customer's message
     log.info("knowledge base ready: %d entries", len(kb.index))

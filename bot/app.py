@@ -79,7 +79,8 @@ def create_app(settings: Settings) -> Sanic:
         # previews); the model loads in a worker thread so the server starts serving at once.
         # It also self-calibrates the thresholds after imports/publishes (knowledge/selfcalibration.py),
         # in its watcher's background thread, so no edit ever waits for it.
-        app.ctx.knowledge = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, auto_calibrate=True)
+        app.ctx.knowledge = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, auto_calibrate=True,
+                                          language=settings.knowledge_language)
 
         def open_and_watch() -> None:
             app.ctx.knowledge.open()

@@ -153,6 +153,9 @@ class Settings:
     # (knowledge/selfcalibration.py, recomputed after each import/publish) once one exists;
     # "off": faq_threshold and clarify_floor below are used as they are (`./tandem calibrate`).
     faq_calibration: str = "auto"
+    # Sentence encoder per knowledge base (knowledge/models.py, docs/multilingual.md): auto (E5 when
+    # the entries are Chinese, else MiniLM) | en (MiniLM) | zh | multi (multilingual-e5-small).
+    knowledge_language: str = "auto"
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.
     max_misses: int = 2
     # Escalation policy (actions/policy.py; calibrated by `./tandem calibrate`, docs/evaluation.md).
