@@ -18,6 +18,7 @@ from sanic.response import HTTPResponse, json as json_response
 
 from core.auth import staff
 from core.http import ApiError, read_json
+from core.language import normalise_tag
 from core.persona import EDITABLE, AsyncPersona, PersonaError
 from core.settings import PLACEHOLDERS, Business
 
@@ -30,9 +31,10 @@ def persona(request: Request) -> AsyncPersona:
     return request.app.ctx.persona
 
 
-def public_view(business: Business) -> dict[str, str]:
-    """What a channel shows before the first message: the business's name and greeting."""
-    return {"name": business.name, "greeting": business.text("greeting")}
+def public_view(business: Business, lang: str = "en") -> dict[str, str]:
+    """What a channel shows before the first message: the business's name and greeting, in `lang`."""
+    return {"name": business.text("name", lang) if lang == "zh" else business.name, "greeting": business.text("greeting", lang),
+            "lang": lang}
 
 
 async def _view(request: Request) -> dict[str, Any]:
@@ -68,4 +70,5 @@ async def put_persona(request: Request, me: Any) -> HTTPResponse:
 
 @bp.get("/api/persona")
 async def public_persona(request: Request) -> HTTPResponse:
-    return json_response(public_view(await persona(request).current()), headers=CORS)
+    lang = normalise_tag(request.args.get("lang")) or "en"
+    return json_response(public_view(await persona(request).current(), lang), headers=CORS)

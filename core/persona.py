@@ -31,7 +31,8 @@ persona_texts = sa.Table(
     sa.Column("updated_by", sa.String(200), nullable=False, default=""),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
-EDITABLE = tuple(f.name for f in dataclasses.fields(Business))  # name, covers and every text
+# name, covers and every text; the Chinese variants (Business.zh) come from tandem.yml only, for now
+EDITABLE = tuple(f.name for f in dataclasses.fields(Business) if f.name != "zh")
 MAX_CHARS = {"name": 120, "covers": 500}
 DEFAULT_MAX_CHARS = 1000
 _FINGERPRINT = sa.select(sa.func.max(persona_texts.c.revision), sa.func.sum(persona_texts.c.revision), sa.func.count())

@@ -103,11 +103,22 @@ class Business:
     rephrase: str = "I'm not sure I found the right answer. Could you put it another way, with a few more details?"
     handoff: str = "I'm connecting you with a member of our support team. Please stay here; they'll see everything we've discussed."
     back_to_bot: str = "You're back with the {name} assistant. Is there anything else I can help you with?"
+    # The same texts (and name, covers) for Chinese customers (tandem.yml `business: zh:`); a text
+    # missing here falls back to core/texts.py's domain-neutral Chinese default (issue 16).
+    zh: dict[str, str] = field(default_factory=dict, hash=False)
 
     TEXTS = ("greeting", "goodbye", "welcome", "glad", "deny", "bot_challenge", "refusal", "rephrase", "handoff", "back_to_bot")
 
-    def text(self, key: str) -> str:
-        """One text with {name} and {covers} filled in."""
+    def text(self, key: str, lang: str = "en") -> str:
+        """One text with {name} and {covers} filled in, in the customer's language (en | zh)."""
+        if lang == "zh":
+            from core.texts import BUSINESS_ZH
+
+            name = self.zh.get("name") or self.name
+            covers = self.zh.get("covers") or BUSINESS_ZH["covers"]
+            if key in ("name", "covers"):
+                return name if key == "name" else covers
+            return render(self.zh.get(key) or BUSINESS_ZH.get(key) or str(getattr(self, key)), name, covers)
         return render(str(getattr(self, key)), self.name, self.covers)
 
 
@@ -130,7 +141,14 @@ def business_from(value: Any) -> Business:
     unknown = set(value) - known
     if unknown:
         raise ValueError(f"unknown business settings: {', '.join(sorted(unknown))}")
-    return Business(**{k: str(v) for k, v in value.items() if v is not None})
+    zh = value.get("zh") or {}
+    if not isinstance(zh, Mapping):
+        raise ValueError("business.zh: expected a mapping of Chinese texts (greeting, refusal, ...)")
+    unknown_zh = set(zh) - (known - {"zh"})
+    if unknown_zh:
+        raise ValueError(f"unknown business.zh settings: {', '.join(sorted(unknown_zh))}")
+    return Business(**{k: str(v) for k, v in value.items() if v is not None and k != "zh"},
+                    zh={str(k): str(v) for k, v in zh.items() if v is not None})
 
 
 @dataclass(frozen=True)
