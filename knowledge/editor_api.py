@@ -10,7 +10,7 @@
     GET    /api/editor/faqs/<id>/diff?from=&to=   field-by-field diff of two versions
     POST   /api/editor/faqs/<id>/rollback         {version}
     GET    /api/editor/categories
-    POST   /api/editor/import?format=csv|yaml&apply=0|1   raw file body; all or nothing
+    POST   /api/editor/import?format=csv|yaml&apply=0|1[&encoding=auto|utf-8|gb18030]   raw file body; all or nothing
     GET    /api/editor/export?format=csv|yaml
     POST   /api/editor/try                        {text, entry?}: top 5 + answer/clarify/miss (the bot's rule)
     GET    /api/editor/calibration                the knowledge base's self-calibration, in words
@@ -265,8 +265,12 @@ async def import_file(request: Request, me: Any) -> HTTPResponse:
     fmt = request.args.get("format", "csv")
     if fmt not in importing.FORMATS:
         raise ApiError(400, f"format must be one of {', '.join(importing.FORMATS)}")
+    encoding = (request.args.get("encoding") or "auto").lower().replace("_", "-")
+    encoding = {"utf8": "utf-8", "utf-8-sig": "utf-8", "gbk": "gb18030", "gb2312": "gb18030"}.get(encoding, encoding)
+    if encoding not in importing.ENCODINGS:
+        raise ApiError(400, f"encoding must be one of {', '.join(importing.ENCODINGS)} (gbk and gb2312 are read as gb18030)")
     body = request.body or b""
-    report = await asyncio.to_thread(importing.parse, body, fmt)
+    report = await asyncio.to_thread(importing.parse, body, fmt, encoding)
     result = report.to_dict()
     if len(body) > importing.MAX_IMPORT_BYTES:
         return json({**result, "error": report.errors[0].message, "status": 413}, status=413)
