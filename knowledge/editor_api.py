@@ -37,6 +37,8 @@ from core.auth import staff
 from core.http import MAX_INT, ApiError, read_json
 from core.ratelimit import client_address, limiter
 from knowledge import importing
+from knowledge.models import encode_query, score_stretch
+from knowledge.scoring import stretch
 from knowledge.base import KnowledgeBase, Match
 from knowledge.decision import Thresholds, decide
 from knowledge.diff import diff_snapshots
@@ -303,13 +305,13 @@ async def export_file(request: Request, me: Any) -> HTTPResponse:
 def _with_entry(kb: KnowledgeBase, question: str, entry: dict[str, Any] | None) -> tuple[list[Match], bool]:
     """Top 5 for the question; if the editor is writing an entry, score it as if it were live."""
     kb.refresh(force=True)
-    vector = kb.embedder.encode([question])[0]
+    vector = encode_query(kb.embedder, question)
     matches = kb.search_vector(vector, 6)
     if entry is None:
         return matches[:5], False
     texts = [t for t in [entry["question"], *entry["paraphrases"]] if t.strip()]
     vectors = kb.embedder.encode(texts)
-    scores = vectors @ vector
+    scores = stretch(vectors @ vector, score_stretch(kb.encoder_name))  # the scale search_vector reports
     best = int(np.argmax(scores))
     own = Match(entry["id"], float(scores[best]), entry["question"], entry["answer"], entry["category"], texts[best])
     merged = [m for m in matches if m.faq_id != entry["id"]] + [own]
