@@ -135,6 +135,8 @@ def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) 
     if intent == REQUEST_HUMAN and HAN.search(text):
         if not PERSON_ZH.search(text):
             return Verdict(False, "asks for no person")
+        if not [w for w in tokens(PERSON_ZH.sub(" ", text)) if w not in FILLERS and w != "请"]:
+            return Verdict(True, "calls for a person")  # "人工客服！", "客服客服"
         if len(words) > 3 and not REQUEST_ZH.search(text):
             return Verdict(False, "names a person but asks for none")
         if CONTACT_INFO_ZH.search(text) and not CONNECT_NOW_ZH.search(text):
