@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_docs:
         write_section(SECTION, f"Command: `$VENV/bin/python benchmarks/sentiment_zh_eval.py` ({today()}; {machine()}).\n\n"
                                f"Labels written by hand for this project (data/eval/conversation_zh.yml, data/eval/heldout.zh.yml), "
-                               f"never trained on. {per_message_ms:.2f} ms per message.\n\n{table}\n")
+                               f"never trained on. {per_message_ms:.2f} ms per message.\n\n{table}\n",
+                      path=ROOT / "docs" / "evaluation.md")
     return 0
 
 
