@@ -68,7 +68,7 @@ REQUEST = re.compile(
 CONTACT_INFO = re.compile(r"\b(phone|number|e-?mail|address|hours|what time|when|open(ing)?|fee|cost|free)\b", re.IGNORECASE)
 CONNECT_NOW = re.compile(r"\b(talk|speak|chat|connect|transfer|put me through|pass me)\b", re.IGNORECASE)
 # The same three checks for Chinese ("转人工", "我要找真人客服", but "客服电话是多少" asks for a number).
-PERSON_ZH = re.compile(r"人工|真人|活人|客服|工作人员|服务人员|人员|经理|主管|专员|小二|坐席|人类|找个人|来个人|有人")
+PERSON_ZH = re.compile(r"人工客服|人工服务|人工|真人|活人|客服|工作人员|服务人员|人员|经理|主管|专员|小二|坐席|人类|找个人|来个人|有人")
 REQUEST_ZH = re.compile(r"(转|找|要|接|叫|换|联系|跟|和|同|让|请|给我|帮我|能不能|可以|有没有|来)")
 CONTACT_INFO_ZH = re.compile(r"电话|号码|热线|邮箱|地址|几点|时间|上班|下班|营业|多少钱|收费|费用|怎么联系|如何联系|方式")
 CONNECT_NOW_ZH = re.compile(r"转|接|聊|说话|沟通|对话|处理")
@@ -133,15 +133,10 @@ def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) 
     """Is this message only the conversational act its intent names?"""
     words = tokens(text)
     if intent == REQUEST_HUMAN and HAN.search(text):
-        if not PERSON_ZH.search(text):
-            return Verdict(False, "asks for no person")
-        if not [w for w in tokens(PERSON_ZH.sub(" ", text)) if w not in FILLERS and w != "请"]:
-            return Verdict(True, "calls for a person")  # "人工客服！", "客服客服"
-        if len(words) > 3 and not REQUEST_ZH.search(text):
-            return Verdict(False, "names a person but asks for none")
-        if CONTACT_INFO_ZH.search(text) and not CONNECT_NOW_ZH.search(text):
-            return Verdict(False, "asks how to reach people, not to be connected")
-        return Verdict(True, "asks for a person")
+        chinese = _judge_request_zh(text, words)
+        if chinese.keep or not PERSON.search(text):
+            return chinese
+        # mixed ("talk to human，谢谢"): the English rules below may still hear a request
     if intent == REQUEST_HUMAN:
         if not PERSON.search(text):
             return Verdict(False, "asks for no person")
@@ -156,6 +151,19 @@ def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) 
     if len(unknown) > max_unknown or (unknown and len(unknown) * 3 > len(words)):
         return Verdict(False, f"carries more than '{intent}': {' '.join(unknown[:6])}", unknown)
     return Verdict(True, "conversation only", unknown)
+
+
+def _judge_request_zh(text: str, words: list[str]) -> Verdict:
+    """request_human for a message with Chinese in it."""
+    if not PERSON_ZH.search(text):
+        return Verdict(False, "asks for no person")
+    if not [w for w in tokens(PERSON_ZH.sub(" ", text)) if w not in FILLERS and w != "请"]:
+        return Verdict(True, "calls for a person")  # "人工客服！", "客服客服"
+    if len(words) > 3 and not REQUEST_ZH.search(text):
+        return Verdict(False, "names a person but asks for none")
+    if CONTACT_INFO_ZH.search(text) and not CONNECT_NOW_ZH.search(text):
+        return Verdict(False, "asks how to reach people, not to be connected")
+    return Verdict(True, "asks for a person")
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
