@@ -377,7 +377,8 @@ async def gaps(request: Request, me: Any) -> HTTPResponse:
     if not 1 <= show <= 50:
         raise ApiError(400, "'examples' (per group) must be 1..50")
     kb = await _kb(request)
-    raw = 1 - (1 - threshold) / score_stretch(kb.encoder_name)  # the common scale -> this encoder's cosine
+    factor = score_stretch(kb.encoder_name)
+    raw = threshold if factor == 1.0 else 1 - (1 - threshold) / factor  # the common scale -> this encoder's cosine
     found = await asyncio.to_thread(knowledge_gaps, _engine(kb.store), kb.embedder.encode, raw)
     return json({"gaps": [g.to_dict(show) for g in found], "threshold": threshold})
 
