@@ -56,6 +56,7 @@ NOTICES: dict[str, dict[str, str]] = {
     "button_back_to_bot": {"en": "Back to the assistant", "zh": "回到智能助手"},
     "button_leave_message": {"en": "Leave a message", "zh": "留言"},
     "button_talk_to_person": {"en": "Talk to a person", "zh": "转人工"},
+    "feedback_thanks": {"en": "Thanks for your feedback!", "zh": "感谢您的反馈！"},
 }
 
 

@@ -267,7 +267,13 @@ def test_telegram_chinese_user_greeted_answered_and_queued(zh: Stack, fake: Fake
     wait_text(fake, chat, "北风优品的智能客服")
 
     fake.push_text(chat, TRACK_ZH)
-    wait_text(fake, chat, zh_answer("orders-track-order")[:30])
+    answer = wait_text(fake, chat, zh_answer("orders-track-order")[:30])
+    thumbs = next(key["callback_data"] for row in answer["params"]["reply_markup"]["inline_keyboard"] for key in row
+                  if key["text"] == "👍")
+    tap = fake.push_callback(chat, thumbs)
+    thanked = fake.wait_sent(lambda e: e["method"] == "answerCallbackQuery"
+                             and str(e["params"]["callback_query_id"]) == tap["callback_query"]["id"], 15)
+    assert thanked["params"]["text"] == "感谢您的反馈！"
 
     fake.push_text(chat, "我要人工客服")
     notice = wait_text(fake, chat, "队列")

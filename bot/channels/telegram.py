@@ -53,8 +53,9 @@ from bot.channels.telegram_delivery import (
 )
 from bot.channels.updates import UpdateLedger
 from bot.conversations import Conversation, conversations, messages
-from bot.router import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, Router
+from bot.router import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, Router, language_of
 from core.language import normalise_tag
+from core.texts import notice
 from core.http import ApiError, read_json
 from core.ratelimit import Limit, RateLimiter
 from core.settings import Settings
@@ -343,7 +344,7 @@ class TelegramChannel:
                 except InvalidMessage:
                     await self._answer(query, "This answer can't be rated any more.")
                     return
-                await self._answer(query, "Thanks for your feedback!")
+                await self._answer(query, notice("feedback_thanks", language_of(conversation)))
                 await self._drop_feedback_buttons(query)
                 return
             found = await self.router.conversations.messages_since(conversation.id, message_id - 1, limit=1)
