@@ -21,6 +21,8 @@ from actions.policy import (
     FALLBACK, FAQ, REQUEST_HUMAN, Candidate, Decision, Thresholds, decide, signals_from_tracker,
 )
 from knowledge import decision as retrieval
+from core import texts
+from core.language import detect
 from core.settings import Business
 from knowledge.base import Match
 
@@ -80,7 +82,7 @@ def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decis
         "frustration": round(decision.frustration, 2), "sentiment": _sentiment(tracker), "nlu": _nlu_signals(tracker), **signals,
     }
     dispatcher.utter_message(json_message={"tandem": {"escalate": payload, "decision": "escalate"}})
-    dispatcher.utter_message(text=business.text("handoff"))
+    dispatcher.utter_message(text=business.text("handoff", _language(tracker)))
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
@@ -110,7 +112,7 @@ def clarify(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decisi
         "candidates": _candidates(matches), "nlu": _nlu_signals(tracker), "sentiment": _sentiment(tracker),
         "decision": "clarify", "reasons": decision.to_dict()["reasons"],
     }})
-    dispatcher.utter_message(text=f"Did you mean \"{a.question}\" or \"{b.question}\"?", buttons=buttons)
+    dispatcher.utter_message(text=texts.notice("did_you_mean", _language(tracker), a=a.question, b=b.question), buttons=buttons)
     return []  # neither answered nor missed: the counters stay
 
 
@@ -151,7 +153,7 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
             return answer(dispatcher, tracker, best, matches, decision)
     if decision.action == "clarify":
         return clarify(dispatcher, tracker, decision, matches)
-    return miss(dispatcher, tracker, decision, business.text(miss_text), matches)
+    return miss(dispatcher, tracker, decision, business.text(miss_text, _language(tracker)), matches)
 
 
 def _entry_match(faq_id: str) -> Match | None:
@@ -168,6 +170,21 @@ def _metadata(tracker: Tracker) -> dict[str, Any]:
         if event.get("event") == "user":
             return dict(event.get("metadata") or {})
     return {}
+
+
+def _language(tracker: Tracker) -> str:
+    """The language to reply in: the router's (the latest customer message's, in the metadata),
+    else that of the latest customer text (messages to an agent carry no language)."""
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        lang = (event.get("metadata") or {}).get("lang")
+        if lang in ("en", "zh"):
+            return str(lang)
+        text = str(event.get("text") or "")
+        if text and not text.startswith("/"):
+            return detect(text)
+    return "en"
 
 
 class ActionAnswerFaq(Action):
@@ -222,7 +239,7 @@ class ActionReply(Action):
             return []
         loop = asyncio.get_running_loop()
         business = await loop.run_in_executor(None, persona)  # at most one cheap query a second
-        dispatcher.utter_message(text=business.text(key))
+        dispatcher.utter_message(text=business.text(key, _language(tracker)))
         # The router acts on it (a goodbye ends a bot-only conversation: the CSAT prompt).
         dispatcher.utter_message(json_message={"tandem": {"reply": {"intent": intent}}})
         return []

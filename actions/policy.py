@@ -41,7 +41,16 @@ SENSITIVE = {
                     r"never (order|shop|buy|use)\w* (here|from you|you|your \w+)? ?again",
 }
 SENSITIVE_RE = {kind: re.compile(rf"\b({pattern})\b", re.IGNORECASE) for kind, pattern in SENSITIVE.items()}
+# The same topics in Chinese (no word boundaries in Chinese text; issue 16).
+SENSITIVE_ZH = {
+    "legal": r"律师|起诉|法院|打官司|诉讼|报警|消协|消费者协会|12315|市场监管局|工商局",
+    "fraud": r"诈骗|盗刷|被盗|被黑|账号被人|被人(登录|登陆|用了|买了|改了)|未经(我的?)?(同意|授权)|不是我(买|付|扣|下单)的",
+    "safety": r"着火|起火|冒烟|烧(伤|焦|坏了?我)|爆炸|炸了|触电|漏电|受伤|窒息|噎住|去了?医院|过热|烫伤|有安全隐患|很危险",
+    "cancellation": r"注销(我的)?(账号|账户|会员)|再也不(买|来|用)了|以后(再)?不(买|来|用)了",
+}
+SENSITIVE_ZH_RE = {kind: re.compile(pattern, re.IGNORECASE) for kind, pattern in SENSITIVE_ZH.items()}
 WORDS = re.compile(r"[a-z0-9']+")
+HAN = re.compile(r"[\u4e00-\u9fff]+")
 
 
 DEFAULTS = Settings()  # the one set of default numbers lives in core/settings.py
@@ -165,7 +174,7 @@ def turns_from_events(events: Iterable[dict[str, Any]]) -> list[Turn]:
         elif kind == "user":
             parse = event.get("parse_data") or {}
             sentiment = parse.get("sentiment") or {}
-            scored = bool(sentiment) and sentiment.get("english", True)
+            scored = bool(sentiment) and sentiment.get("supported", sentiment.get("english", True))
             turns.append(Turn(
                 text=event.get("text") or "",
                 intent=(parse.get("intent") or {}).get("name"),
@@ -204,7 +213,7 @@ def signals_from_tracker(
     history = tuple(turns[:-1]) if turns else ()
     intent, confidence, gap = nlu_values(parse)
     sentiment = parse.get("sentiment") or {}
-    scored = bool(sentiment) and sentiment.get("english", True) and "score" in sentiment
+    scored = bool(sentiment) and sentiment.get("supported", sentiment.get("english", True)) and "score" in sentiment
     chosen = next((e.get("value") for e in parse.get("entities") or [] if e.get("entity") == "faq_id"), None)
     tier = tier or ((parse.get("metadata") or {}).get("tier"))
     return Signals(
@@ -221,11 +230,17 @@ def sensitive_topic(text: str) -> tuple[str, str] | None:
         found = pattern.search(text)
         if found:
             return kind, found.group(0)
+    for kind, pattern in SENSITIVE_ZH_RE.items():
+        found = pattern.search(text)
+        if found:
+            return kind, found.group(0)
     return None
 
 
 def _words(text: str) -> set[str]:
-    return set(WORDS.findall(text.lower()))
+    """Latin words, and Chinese as character pairs (the usual unit of a Chinese word)."""
+    pairs = {run[i:i + 2] for run in HAN.findall(text) for i in range(max(1, len(run) - 1))}
+    return set(WORDS.findall(text.lower())) | pairs
 
 
 def repeated(signals: Signals) -> str | None:

@@ -17,16 +17,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 CACHE = Path(os.environ.get("TANDEM_BENCH_CACHE", "/tmp/tandem-cache/embeddings"))
-_embedder = None
+_embedders: dict[str, object] = {}
 
 
-def embedder():  # type: ignore[no-untyped-def]
-    global _embedder
-    if _embedder is None:
-        from knowledge.embedder import Embedder
+def embedder(model: str = "minilm"):  # type: ignore[no-untyped-def]
+    """minilm: knowledge/embedder.py; e5: multilingual-e5-small (the product's choice for Chinese)."""
+    if model not in _embedders:
+        from knowledge.models import E5, MINILM, encoder
 
-        _embedder = Embedder()
-    return _embedder
+        _embedders[model] = encoder(E5 if model == "e5" else MINILM)
+    return _embedders[model]
 
 
 def embed(texts: Sequence[str], model: str = "minilm") -> np.ndarray:
@@ -34,7 +34,7 @@ def embed(texts: Sequence[str], model: str = "minilm") -> np.ndarray:
     path = CACHE / f"{model}-{key}.npy"
     if path.exists():
         return np.load(path)
-    vectors = embedder().encode(list(texts), batch_size=128)
+    vectors = embedder(model).encode(list(texts), batch_size=128)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors

@@ -180,7 +180,7 @@ def open_kb(var_dir: Path) -> Any:
 
     settings = load_settings(var_dir=var_dir)
     create_schema(settings)
-    kb = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir)
+    kb = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, language=settings.knowledge_language)
     seed_if_empty(kb.store, settings.faq_file)
     kb.open()
     return kb

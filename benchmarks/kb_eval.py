@@ -43,8 +43,9 @@ from bm25 import Bm25  # noqa: E402
 
 from core.settings import load_settings  # noqa: E402
 from knowledge.decision import ANSWER, CLARIFY, Option, Thresholds, decide  # noqa: E402
-from knowledge.scoring import entry_scores  # noqa: E402
-from knowledge.selfcalibration import compute, offtopic_questions  # noqa: E402
+from knowledge.scoring import entry_scores, stretch  # noqa: E402
+from knowledge.models import E5, MINILM, choose, score_stretch  # noqa: E402
+from knowledge.selfcalibration import compute, offtopic_for  # noqa: E402
 
 SECTION = "Knowledge base through the product's doors (issue 10)"
 TOKEN = re.compile(r"[a-z0-9]+")
@@ -167,6 +168,11 @@ class Product:
 
 
 # -- the engine alone ---------------------------------------------------------------------------
+def model_for(kbset: kb_sets.KbSet) -> str:
+    """The encoder the product picks for this set (knowledge/models.py, knowledge_language auto)."""
+    return "e5" if choose("auto", [e.question for e in kbset.entries]) == E5 else "minilm"
+
+
 def engine_outcomes(kbset: kb_sets.KbSet, th: Thresholds) -> tuple[list[Outcome], np.ndarray, list[int | None]]:
     """Tandem's retrieval without Rasa: knowledge/scoring.py's entry scores, then knowledge/decision.py."""
     texts, owner = [], []
@@ -174,11 +180,12 @@ def engine_outcomes(kbset: kb_sets.KbSet, th: Thresholds) -> tuple[list[Outcome]
         for t in e.texts():
             texts.append(t)
             owner.append(j)
-    vectors = embed(texts)
+    model = model_for(kbset)
+    vectors = embed(texts, model)
     owner_arr = np.array(owner)  # texts are already grouped by entry, in entry order
     starts = np.flatnonzero(np.r_[True, owner_arr[1:] != owner_arr[:-1]])
-    q = embed([x.text for x in kbset.questions])
-    scores = entry_scores(q @ vectors.T, starts)
+    q = embed([x.text for x in kbset.questions], model)
+    scores = stretch(entry_scores(q @ vectors.T, starts), score_stretch(E5 if model == "e5" else MINILM))
     ids = [e.id for e in kbset.entries]
     out = []
     for row in scores:
@@ -196,7 +203,9 @@ def self_calibrate_offline(kbset: kb_sets.KbSet) -> Thresholds:
         for t in e.texts():
             texts.append(t)
             owners.append(e.id)
-    cal = compute(embed(texts), owners, embed(offtopic_questions()), revision=1)
+    model = model_for(kbset)
+    cal = compute(embed(texts, model), owners, embed(offtopic_for(model == "e5"), model), revision=1,
+                  stretch=score_stretch(E5 if model == "e5" else MINILM))
     settings = load_settings()
     return Thresholds(cal.faq_threshold, settings.clarify_margin, cal.clarify_floor, source="offline self-calibration")
 

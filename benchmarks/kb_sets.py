@@ -149,7 +149,16 @@ def northwind() -> KbSet:
     return KbSet("Northwind", entries, questions, [])
 
 
-SETS = {"banking77": banking77, "bitext": bitext, "northwind": northwind}
+def northwind_zh() -> KbSet:
+    """The Chinese demo FAQ (data/faq.zh.yml) and its Chinese held-out questions (issue 16)."""
+    faq = yaml.safe_load((ROOT / "data" / "faq.zh.yml").read_text(encoding="utf-8"))["faqs"]
+    entries = [Entry(e["id"], e["category"], e["question"], e["answer"], tuple(e.get("paraphrases") or ())) for e in faq]
+    held = yaml.safe_load((ROOT / "data" / "eval" / "heldout.zh.yml").read_text(encoding="utf-8"))["questions"]
+    questions = [Asked(q["text"], None if q["label"] == "escalate" else q["label"], q.get("kind", "faq")) for q in held]
+    return KbSet("Northwind zh", entries, questions, [])
+
+
+SETS = {"banking77": banking77, "bitext": bitext, "northwind": northwind, "northwind_zh": northwind_zh}
 
 
 def load(names: list[str] | None = None) -> list[KbSet]:

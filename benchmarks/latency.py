@@ -11,6 +11,11 @@ greeting, then FAQ paraphrases from data/faq.yml) from 1 or from 20 concurrent c
 
     $VENV/bin/python benchmarks/latency.py                 # 200 messages per scenario, writes docs
     $VENV/bin/python benchmarks/latency.py --messages 40 --no-docs
+    $VENV/bin/python benchmarks/latency.py --lang zh --no-bare --messages 60   # the Chinese path (issue 16)
+    $VENV/bin/python benchmarks/latency.py --lang en --no-bare --messages 60   # ... and today's, alike
+
+`--lang zh` serves the Chinese demo FAQ (data/faq.zh.yml: the knowledge base picks
+multilingual-e5-small) and sends Chinese greetings and paraphrases; `--no-bare` skips the moodbot.
 """
 from __future__ import annotations
 
@@ -42,6 +47,8 @@ from knowledge.base import load_faq_file  # noqa: E402
 
 SECTION = "Message latency: Tandem REST channel vs a bare Rasa bot"
 GREETINGS = ("hi", "hello there", "good morning", "hey")
+GREETINGS_ZH = ("你好", "您好，在吗", "早上好", "哈喽")
+FAQ_FILES = {"en": ROOT / "data" / "faq.yml", "zh": ROOT / "data" / "faq.zh.yml"}
 TURNS_PER_CONVERSATION = 5  # a greeting, then four FAQ questions
 CONCURRENCY = (1, 20)
 WARMUP_MESSAGES = 6
@@ -49,18 +56,19 @@ REQUEST_TIMEOUT_S = 120.0
 
 
 # -- the workload ----------------------------------------------------------------------------
-def conversations_script(messages: int, seed: int = 7) -> list[list[str]]:
+def conversations_script(messages: int, seed: int = 7, lang: str = "en") -> list[list[str]]:
     """Conversations of a greeting followed by FAQ paraphrases, `messages` texts in total.
 
     Paraphrases (not the canonical questions) so the NLU sees varied wording; a fixed seed so
     every system and every run gets exactly the same texts.
     """
     rng = random.Random(seed)
-    paraphrases = [p for entry in load_faq_file(ROOT / "data" / "faq.yml") for p in entry.get("paraphrases") or []]
+    paraphrases = [p for entry in load_faq_file(FAQ_FILES[lang]) for p in entry.get("paraphrases") or []]
+    greetings = GREETINGS_ZH if lang == "zh" else GREETINGS
     script: list[list[str]] = []
     left = messages
     while left > 0:
-        turns = [rng.choice(GREETINGS)] + [rng.choice(paraphrases) for _ in range(TURNS_PER_CONVERSATION - 1)]
+        turns = [rng.choice(greetings)] + [rng.choice(paraphrases) for _ in range(TURNS_PER_CONVERSATION - 1)]
         script.append(turns[:left])
         left -= len(script[-1])
     return script
@@ -315,11 +323,11 @@ def cpu_ratio(tandem: Outcome, bare: Outcome) -> str:
     return f"{(tandem.cpu_s / tandem.sent) / (bare.cpu_s / bare.sent):.1f}x"
 
 
-def stack_settings(tmp: Path) -> Settings:
+def stack_settings(tmp: Path, lang: str = "en") -> Settings:
     """Like tests/conftest.py: every port free, a throwaway var dir, a fixed secret. Throttling is
     off: every simulated customer comes from 127.0.0.1, which is a flood by design."""
     return load_settings(var_dir=tmp, web_port=free_port(), rasa_port=free_port(), action_port=free_port(),
-                         secret_key="bench-secret", database_url="", redis_url="", rate_limits=False)
+                         secret_key="bench-secret", database_url="", redis_url="", rate_limits=False, faq_file=FAQ_FILES[lang])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -329,8 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--omp-spin", action="store_true",
                         help="run every server with OpenMP's default spinning wait instead of Tandem's shipped "
                              "OMP_WAIT_POLICY=PASSIVE (to see what that setting is worth); own section")
+    parser.add_argument("--lang", choices=sorted(FAQ_FILES), default="en", help="the demo FAQ and customer texts (zh: issue 16)")
+    parser.add_argument("--no-bare", action="store_true", help="Tandem only: no bare moodbot baseline")
     args = parser.parse_args(argv)
     section = SECTION
+    if args.no_bare:
+        section = f"Cost per message by knowledge-base language (issue 16): {args.lang}"
     # Tandem ships OMP_WAIT_POLICY=PASSIVE (server/processes.py); the bare bot gets the same env.
     os.environ["OMP_WAIT_POLICY"] = "ACTIVE" if args.omp_spin else "PASSIVE"
     if args.omp_spin:
@@ -338,8 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.messages < 1 or args.messages > 5000:
         parser.error("--messages must be between 1 and 5000")
 
-    script = conversations_script(args.messages)
-    warm_texts = [t for turns in conversations_script(WARMUP_MESSAGES, seed=99) for t in turns]
+    script = conversations_script(args.messages, lang=args.lang)
+    warm_texts = [t for turns in conversations_script(WARMUP_MESSAGES, seed=99, lang=args.lang) for t in turns]
     started = time.perf_counter()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tandem-bench-latency-") as tmp_name:
@@ -351,17 +363,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare_init: subprocess.Popen | None = None
         bare_server: subprocess.Popen | None = None
         try:
-            print("creating and training the bare moodbot (rasa init) in the background ...", flush=True)
             t0 = time.perf_counter()
-            bare_init = start_bare_init(bare_dir, bare_log)
+            if not args.no_bare:
+                print("creating and training the bare moodbot (rasa init) in the background ...", flush=True)
+                bare_init = start_bare_init(bare_dir, bare_log)
 
             print("preparing Tandem (schema, seed, model, index) ...", flush=True)
-            settings = stack_settings(tmp / "tandem-var")
+            settings = stack_settings(tmp / "tandem-var", args.lang)
             model = prepare(settings)
             supervisor = Supervisor(settings, model=model)
             supervisor.start()
             print(f"Tandem up on {settings.web_url}", flush=True)
 
+            tandem = TandemClient(settings.web_url, {s.name: s.process.pid for s in supervisor.services if s.process})
+            if args.no_bare:
+                asyncio.run(warm_up(tandem, warm_texts))
+                outcomes_only: dict[tuple[str, int], Outcome] = {}
+                for concurrency in CONCURRENCY:
+                    print(f"{tandem.name} ({args.lang}): {args.messages} messages, {concurrency} concurrent ...", flush=True)
+                    outcome = asyncio.run(run_scenario(tandem, script, concurrency))
+                    outcomes_only[(tandem.name, concurrency)] = outcome
+                    print("  " + " | ".join(latency_row(outcome)), flush=True)
+                memory_only = [memory_row(f"Tandem {s.name}", s.process.pid) for s in supervisor.services if s.process]
+                return _report_tandem_only(args, section, outcomes_only, memory_only, tandem, started)
+            assert bare_init is not None
             if bare_init.wait(timeout=900) != 0:
                 raise RuntimeError(f"rasa init failed:\n{bare_log.read_text(errors='replace')[-2000:]}")
             print(f"moodbot trained ({time.perf_counter() - t0:.0f}s since start); starting rasa run ...", flush=True)
@@ -369,7 +394,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             bare_url = f"http://127.0.0.1:{bare_port}"
             wait_http(f"{bare_url}/status", bare_server, bare_log)
 
-            tandem = TandemClient(settings.web_url, {s.name: s.process.pid for s in supervisor.services if s.process})
             bare = BareRasaClient(bare_url, bare_server.pid)
             asyncio.run(warm_up(tandem, warm_texts))
             asyncio.run(warm_up(bare, warm_texts))
@@ -474,6 +498,32 @@ Peak memory of each process (VmHWM, read just before shutdown):
 """
         write_section(section, body)
         print(f"wrote the '{section}' section of docs/benchmarks.md")
+    return 0
+
+
+def _report_tandem_only(args: Any, section: str, outcomes: dict[tuple[str, int], Outcome], memory: list[list[str]],
+                        tandem: Any, started: float) -> int:
+    """Tandem alone on one language's demo knowledge base: latency, CPU per message by process, memory."""
+    table = markdown_table(
+        ["system", "concurrent conversations", "ok/sent", "p50 ms", "p95 ms", "mean ms", "p95 ms incl. failures", "ok messages/s",
+         "server CPU ms per message sent"],
+        [latency_row(outcomes[(tandem.name, c)]) for c in CONCURRENCY])
+    cpu_split = "; ".join(
+        f"{c} concurrent: " + ", ".join(f"{name} {seconds * 1000 / max(1, outcomes[(tandem.name, c)].sent):.0f}"
+                                        for name, seconds in outcomes[(tandem.name, c)].cpu_by_process.items())
+        for c in CONCURRENCY)
+    kinds = "; ".join(f"{c} concurrent: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes[(tandem.name, c)].kinds.items()))
+                      for c in CONCURRENCY)
+    memory_table = markdown_table(["process", "pid", "peak RSS (VmHWM)"], memory)
+    elapsed = time.perf_counter() - started
+    print("\n" + table + "\n\n" + memory_table + f"\n\nCPU ms per message by process: {cpu_split}\nreplies: {kinds}\n{elapsed:.0f} s")
+    if not args.no_docs:
+        write_section(section, (
+            f"Command: `$VENV/bin/python benchmarks/latency.py --lang {args.lang} --no-bare --messages {args.messages}` "
+            f"({today()}; {machine()}; {elapsed:.0f} s). Tandem alone on data/{'faq.zh.yml' if args.lang == 'zh' else 'faq.yml'} "
+            f"({'multilingual-e5-small' if args.lang == 'zh' else 'all-MiniLM-L6-v2'} chosen by the knowledge base), the same "
+            f"scenarios as above with {'Chinese' if args.lang == 'zh' else 'English'} greetings and paraphrases.\n\n{table}\n\n"
+            f"CPU ms per message by process: {cpu_split}. Replies: {kinds}.\n\n{memory_table}\n"))
     return 0
 
 

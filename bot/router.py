@@ -19,8 +19,10 @@ from typing import Any
 from conversations.store import Conversation, ConversationStore, DuplicateMessage, Message, Receipt
 from bot.hooks import ConversationHooks
 from bot.rasa_client import RasaClient, RasaUnavailable
+from core import texts
 from core.bus import Bus
 from conversations.events import EventLog
+from core.language import detect
 from core.http import ApiError, database_unavailable, has_surrogates, unavailable
 from core.settings import Settings
 from handoff.accounts import Account
@@ -43,14 +45,22 @@ BOT_DOWN_TEXT = (
 )
 
 
-def describe_wait(seconds: float | None) -> str:
+def describe_wait(seconds: float | None, lang: str = "en") -> str:
     """"about 4 minutes" for a customer; empty when there is no estimate."""
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return "less than a minute"
-    minutes = round(seconds / 60)
-    return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    return texts.describe_wait(seconds, lang)
+
+
+def language_of(conversation: Conversation) -> str:
+    """The customer's language: that of their latest message (or the widget's / Telegram's)."""
+    return str(conversation.profile.get("lang") or "en")
+
+
+def localised_buttons(buttons: list[dict[str, str]], lang: str) -> list[dict[str, str]]:
+    """The router's buttons with their titles in the customer's language (payloads unchanged)."""
+    if lang == "en":
+        return buttons
+    keys = {LEAVE_QUEUE: "button_back_to_bot", LEAVE_MESSAGE: "button_leave_message", REQUEST_HUMAN: "button_talk_to_person"}
+    return [{**b, "title": texts.notice(keys[b["payload"]], lang)} if b.get("payload") in keys else b for b in buttons]
 
 
 class InvalidMessage(ValueError):
@@ -231,8 +241,20 @@ class Router:
                 return Turn(stored[0], replies, receipt.mode, replayed=True)
             await asyncio.sleep(0.2)
 
+    async def _note_language(self, conversation: Conversation, text: str, payload: str | None) -> None:
+        """Keep the language of the customer's latest message in the profile (one write when it
+        changes), so every reply and notice of this turn and after is in that language."""
+        if payload is not None or text.startswith("/"):
+            return  # a button says nothing about the language
+        current = language_of(conversation)
+        lang = detect(text, default=current)  # type: ignore[arg-type]
+        if lang != current:
+            await self.conversations.update_profile(conversation.id, lang=lang)
+            conversation.profile["lang"] = lang
+
     async def _handle_customer(self, conversation: Conversation, text: str, payload: str | None) -> list[Message]:
         await self.events.record(conversation.id, "message_in", conversation.channel, length=len(text))
+        await self._note_language(conversation, text, payload)
         to_rasa = payload or text
         if conversation.mode == "bot":
             for hook in self.hooks:
@@ -256,7 +278,7 @@ class Router:
 
     async def _to_bot(self, conversation: Conversation, text: str) -> list[Message]:
         try:
-            metadata: dict[str, Any] = {"channel": conversation.channel}
+            metadata: dict[str, Any] = {"channel": conversation.channel, "lang": language_of(conversation)}
             if conversation.profile.get("tier"):
                 metadata["tier"] = conversation.profile["tier"]  # the escalation policy weighs it
             outputs = await self.rasa.send(conversation.id, text, metadata)
@@ -265,7 +287,9 @@ class Router:
             await self.events.record(conversation.id, "bot_unavailable", conversation.channel, error=str(exc))
             if text == REQUEST_HUMAN:
                 return await self.escalate(conversation, "bot_unavailable", "the assistant was unavailable; the customer chose a person")
-            return [await self._say(conversation, "system", BOT_DOWN_TEXT, buttons=[TALK_TO_PERSON], kind="bot_unavailable")]
+            lang = language_of(conversation)
+            return [await self._say(conversation, "system", texts.notice("bot_down", lang),
+                                    buttons=localised_buttons([TALK_TO_PERSON], lang), kind="bot_unavailable")]
         return await self._apply_outputs(conversation, outputs)
 
     async def _apply_outputs(self, conversation: Conversation, outputs: list[dict[str, Any]]) -> list[Message]:
@@ -331,36 +355,40 @@ class Router:
         await self.bus.publish("agents", {"type": "case_opened", "case": case.to_dict()})
         await self.events.record(conversation.id, "escalated", conversation.channel, case_id=case.id, reason=reason, detail=detail)
         await self._append_to_tracker(conversation.id, [{"event": "pause"}])
-        text, buttons = await self._waiting_notice(position)
+        lang = language_of(conversation)
+        text, buttons = await self._waiting_notice(position, lang)
         notice = await self._say(
-            conversation, "system", f"You're number {position} in the queue for a person.{text} You can keep writing; they'll see your messages.",
-            kind="queued", buttons=buttons,
+            conversation, "system", texts.notice("queued", lang, position=position, wait=text),
+            kind="queued", buttons=localised_buttons(buttons, lang),
         )
         return [notice]
 
-    async def _waiting_notice(self, position: int) -> tuple[str, list[dict[str, str]]]:
+    async def _waiting_notice(self, position: int, lang: str = "en") -> tuple[str, list[dict[str, str]]]:
         """The estimated wait, or, when no one can chat now, the offer to leave a message."""
         if not self.hours.is_open():
             opening = self.hours.next_opening()
-            when = f" We open again {opening.strftime('%A at %H:%M')} ({self.hours.zone.key})." if opening else ""
-            return (f" We're closed right now.{when} You can leave a message with your email and we'll reply.",
-                    [LEAVE_MESSAGE_BUTTON, BACK_TO_BOT])
+            if lang == "zh":
+                when = f"下次服务时间：{opening.strftime('%m-%d %H:%M')}（{self.hours.zone.key}）。" if opening else ""
+            else:
+                when = f" We open again {opening.strftime('%A at %H:%M')} ({self.hours.zone.key})." if opening else ""
+            return texts.notice("closed", lang, when=when), [LEAVE_MESSAGE_BUTTON, BACK_TO_BOT]
         agents = await self.presence.available()
         if not agents:
-            return (" No one from our team is online right now: you can wait, or leave a message with your email and we'll reply.",
-                    [LEAVE_MESSAGE_BUTTON, BACK_TO_BOT])
-        wait = describe_wait(estimate_wait(position, agents, await self.queue.average_handle_seconds()))
-        return (f" Estimated wait: {wait}." if wait else "", [BACK_TO_BOT, LEAVE_MESSAGE_BUTTON])
+            return texts.notice("nobody_online", lang), [LEAVE_MESSAGE_BUTTON, BACK_TO_BOT]
+        wait = describe_wait(estimate_wait(position, agents, await self.queue.average_handle_seconds()), lang)
+        return (texts.notice("estimated_wait", lang, wait=wait) if wait else "", [BACK_TO_BOT, LEAVE_MESSAGE_BUTTON])
 
     async def queue_position(self, case: Case, position: int, eta_seconds: float | None) -> None:
         """A waiting customer's place changed: tell them (stored, so every channel shows it)."""
         conversation = await self.conversations.get(case.conversation_id)
         if conversation.mode != "waiting" or conversation.case_id != case.id:
             return
-        wait = describe_wait(eta_seconds)
+        lang = language_of(conversation)
+        wait = describe_wait(eta_seconds, lang)
         await self._say(
-            conversation, "system", f"You're now number {position} in the queue." + (f" Estimated wait: {wait}." if wait else ""),
-            kind="queue_position", buttons=[BACK_TO_BOT, LEAVE_MESSAGE_BUTTON],
+            conversation, "system",
+            texts.notice("queue_position", lang, position=position, wait=texts.notice("estimated_wait", lang, wait=wait) if wait else ""),
+            kind="queue_position", buttons=localised_buttons([BACK_TO_BOT, LEAVE_MESSAGE_BUTTON], lang),
         )
 
     async def case_transferred(self, case: Case, agent: Account, team: str) -> None:
@@ -448,7 +476,8 @@ class Router:
         await self.tickets.discard_draft(conversation.id)
         conversation.mode = "human"
         await self.events.record(conversation.id, "claimed", conversation.channel, case_id=case.id, agent=agent.username, waited=round(case.claimed_at - case.created_at, 2) if case.claimed_at else None)
-        await self._say(conversation, "system", f"{agent.display_name} from our support team has joined the chat.", kind="agent_joined", agent_name=agent.display_name)
+        await self._say(conversation, "system", texts.notice("agent_joined", language_of(conversation), agent=agent.display_name),
+                        kind="agent_joined", agent_name=agent.display_name)
 
     async def agent_message(self, case: Case, agent: Account, text: str) -> dict[str, Any]:
         text = clean_text(text, self.settings.max_message_chars)
@@ -465,7 +494,8 @@ class Router:
         conversation.mode = "bot"
         await self.events.record(conversation.id, "handed_back", conversation.channel, case_id=case.id, resolution=resolution, agent=agent.username if agent else None)
         if agent:
-            await self._say(conversation, "system", f"{agent.display_name} has left the chat.", kind="agent_left", agent_name=agent.display_name)
+            await self._say(conversation, "system", texts.notice("agent_left", language_of(conversation), agent=agent.display_name),
+                            kind="agent_left", agent_name=agent.display_name)
         await self._resume_bot(conversation)
         if agent:
             await self._ended(conversation, "hand_back", case.id)
@@ -475,7 +505,7 @@ class Router:
         try:
             outputs = await self.rasa.trigger_intent(conversation.id, "EXTERNAL_handed_back")
         except RasaUnavailable:
-            return [await self._say(conversation, "system", "You're back with our assistant.", kind="back_to_bot")]
+            return [await self._say(conversation, "system", texts.notice("back_to_bot", language_of(conversation)), kind="back_to_bot")]
         return await self._apply_outputs(conversation, outputs)
 
     async def feedback(self, conversation_id: str, message_id: int, helpful: bool) -> None:

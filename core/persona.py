@@ -31,7 +31,8 @@ persona_texts = sa.Table(
     sa.Column("updated_by", sa.String(200), nullable=False, default=""),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
-EDITABLE = tuple(f.name for f in dataclasses.fields(Business))  # name, covers and every text
+# name, covers and every text; the Chinese variants (Business.zh) come from tandem.yml only, for now
+EDITABLE = tuple(f.name for f in dataclasses.fields(Business) if f.name != "zh")
 MAX_CHARS = {"name": 120, "covers": 500}
 DEFAULT_MAX_CHARS = 1000
 _FINGERPRINT = sa.select(sa.func.max(persona_texts.c.revision), sa.func.sum(persona_texts.c.revision), sa.func.count())
@@ -160,6 +161,7 @@ class AsyncPersona:
         return await self.current()
 
 
-def public_view(business: Business) -> dict[str, str]:
-    """What a channel shows before the first message: the business's name and greeting."""
-    return {"name": business.name, "greeting": business.text("greeting")}
+def public_view(business: Business, lang: str = "en") -> dict[str, str]:
+    """What a channel shows before the first message: the business's name and greeting, in `lang`."""
+    return {"name": business.text("name", lang) if lang == "zh" else business.name, "greeting": business.text("greeting", lang),
+            "lang": lang}

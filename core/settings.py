@@ -138,12 +138,23 @@ class Business:
     csat_comment: str = "Thank you! Is there anything you'd like to add? Type a comment, or tap 'No comment'."
     csat_no_comment: str = "No comment"  # the button that skips the comment
     csat_thanks: str = "Thank you for your feedback!"
+    # The same texts (and name, covers) for Chinese customers (tandem.yml `business: zh:`); a text
+    # missing here falls back to core/texts.py's domain-neutral Chinese default (issue 16).
+    zh: dict[str, str] = field(default_factory=dict, hash=False)
 
     TEXTS = ("greeting", "goodbye", "welcome", "glad", "deny", "bot_challenge", "refusal", "rephrase", "handoff", "back_to_bot",
              "csat_question", "csat_comment", "csat_no_comment", "csat_thanks")
 
-    def text(self, key: str) -> str:
-        """One text with {name} and {covers} filled in."""
+    def text(self, key: str, lang: str = "en") -> str:
+        """One text with {name} and {covers} filled in, in the customer's language (en | zh)."""
+        if lang == "zh":
+            from core.texts import BUSINESS_ZH
+
+            name = self.zh.get("name") or self.name
+            covers = self.zh.get("covers") or BUSINESS_ZH["covers"]
+            if key in ("name", "covers"):
+                return name if key == "name" else covers
+            return render(self.zh.get(key) or BUSINESS_ZH.get(key) or str(getattr(self, key)), name, covers)
         return render(str(getattr(self, key)), self.name, self.covers)
 
 
@@ -166,7 +177,14 @@ def business_from(value: Any) -> Business:
     unknown = set(value) - known
     if unknown:
         raise ValueError(f"unknown business settings: {', '.join(sorted(unknown))}")
-    return Business(**{k: str(v) for k, v in value.items() if v is not None})
+    zh = value.get("zh") or {}
+    if not isinstance(zh, Mapping):
+        raise ValueError("business.zh: expected a mapping of Chinese texts (greeting, refusal, ...)")
+    unknown_zh = set(zh) - (known - {"zh"})
+    if unknown_zh:
+        raise ValueError(f"unknown business.zh settings: {', '.join(sorted(unknown_zh))}")
+    return Business(**{k: str(v) for k, v in value.items() if v is not None and k != "zh"},
+                    zh={str(k): str(v) for k, v in zh.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -189,6 +207,9 @@ class Settings:
     # (knowledge/selfcalibration.py, recomputed after each import/publish) once one exists;
     # "off": faq_threshold and clarify_floor below are used as they are (`./tandem calibrate`).
     faq_calibration: str = "auto"
+    # Sentence encoder per knowledge base (knowledge/models.py, docs/multilingual.md): auto (E5 when
+    # the entries are Chinese, else MiniLM) | en (MiniLM) | zh | multi (multilingual-e5-small).
+    knowledge_language: str = "auto"
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.
     max_misses: int = 2
     # Escalation policy (actions/policy.py; calibrated by `./tandem calibrate`, docs/evaluation.md).

@@ -10,7 +10,7 @@
     GET    /api/editor/faqs/<id>/diff?from=&to=   field-by-field diff of two versions
     POST   /api/editor/faqs/<id>/rollback         {version}
     GET    /api/editor/categories
-    POST   /api/editor/import?format=csv|yaml&apply=0|1   raw file body; all or nothing
+    POST   /api/editor/import?format=csv|yaml&apply=0|1[&encoding=auto|utf-8|gb18030]   raw file body; all or nothing
     GET    /api/editor/export?format=csv|yaml
     POST   /api/editor/try                        {text, entry?}: top 5 + answer/clarify/miss (the bot's rule)
     GET    /api/editor/calibration                the knowledge base's self-calibration, in words
@@ -37,6 +37,8 @@ from core.auth import staff
 from core.http import MAX_INT, ApiError, read_json
 from core.ratelimit import client_address, limiter
 from editor import importing
+from knowledge.models import encode_query, score_stretch
+from knowledge.scoring import stretch
 from knowledge.base import KnowledgeBase, Match
 from knowledge.decision import Thresholds, decide
 from editor.diff import diff_snapshots
@@ -250,8 +252,12 @@ async def import_file(request: Request, me: Any) -> HTTPResponse:
     fmt = request.args.get("format", "csv")
     if fmt not in importing.FORMATS:
         raise ApiError(400, f"format must be one of {', '.join(importing.FORMATS)}")
+    encoding = (request.args.get("encoding") or "auto").lower().replace("_", "-")
+    encoding = {"utf8": "utf-8", "utf-8-sig": "utf-8", "gbk": "gb18030", "gb2312": "gb18030"}.get(encoding, encoding)
+    if encoding not in importing.ENCODINGS:
+        raise ApiError(400, f"encoding must be one of {', '.join(importing.ENCODINGS)} (gbk and gb2312 are read as gb18030)")
     body = request.body or b""
-    report = await asyncio.to_thread(importing.parse, body, fmt)
+    report = await asyncio.to_thread(importing.parse, body, fmt, encoding)
     result = report.to_dict()
     if len(body) > importing.MAX_IMPORT_BYTES:
         return json({**result, "error": report.errors[0].message, "status": 413}, status=413)
@@ -284,13 +290,13 @@ async def export_file(request: Request, me: Any) -> HTTPResponse:
 def _with_entry(kb: KnowledgeBase, question: str, entry: dict[str, Any] | None) -> tuple[list[Match], bool]:
     """Top 5 for the question; if the editor is writing an entry, score it as if it were live."""
     kb.refresh(force=True)
-    vector = kb.embedder.encode([question])[0]
+    vector = encode_query(kb.embedder, question)
     matches = kb.search_vector(vector, 6)
     if entry is None:
         return matches[:5], False
     texts = [t for t in [entry["question"], *entry["paraphrases"]] if t.strip()]
     vectors = kb.embedder.encode(texts)
-    scores = vectors @ vector
+    scores = stretch(vectors @ vector, score_stretch(kb.encoder_name))  # the scale search_vector reports
     best = int(np.argmax(scores))
     own = Match(entry["id"], float(scores[best]), entry["question"], entry["answer"], entry["category"], texts[best])
     merged = [m for m in matches if m.faq_id != entry["id"]] + [own]
@@ -356,7 +362,9 @@ async def gaps(request: Request, me: Any) -> HTTPResponse:
     if not 1 <= show <= 50:
         raise ApiError(400, "'examples' (per group) must be 1..50")
     kb = await _kb(request)
-    found = await asyncio.to_thread(knowledge_gaps, _engine(kb.store), kb.embedder.encode, threshold)
+    factor = score_stretch(kb.encoder_name)
+    raw = threshold if factor == 1.0 else 1 - (1 - threshold) / factor  # the common scale -> this encoder's cosine
+    found = await asyncio.to_thread(knowledge_gaps, _engine(kb.store), kb.embedder.encode, raw)
     return json({"gaps": [g.to_dict(show) for g in found], "threshold": threshold})
 
 

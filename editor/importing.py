@@ -28,6 +28,11 @@ REQUIRED_COLUMNS = ("category", "question", "answer")
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 MAX_IMPORT_ROWS = 5000
 FORMATS = ("csv", "yaml")
+# auto: UTF-8 (with or without BOM); a file that is not UTF-8 but is Chinese text in GB18030/GBK
+# (what Excel on a Chinese Windows saves) is converted, and the report says so; utf-8: refuse
+# anything else; gb18030: the file is GB18030. Issue 16.
+ENCODINGS = ("auto", "utf-8", "gb18030")
+HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class RowError:
 class ImportReport:
     entries: list[dict[str, Any]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    encoding: str = "utf-8"  # what the file was read as
+    notes: list[str] = field(default_factory=list)  # what the editor should check (e.g. a conversion)
 
     @property
     def ok(self) -> bool:
@@ -53,7 +60,7 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "rows": len(self.entries), "errors": [e.to_dict() for e in self.errors[:200]],
-                "error_count": len(self.errors)}
+                "error_count": len(self.errors), "encoding": self.encoding, "notes": list(self.notes)}
 
 
 def slug(text: str, limit: int = 60) -> str:
@@ -62,7 +69,16 @@ def slug(text: str, limit: int = 60) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:limit].rstrip("-") or "entry"
 
 
-def _decode(data: bytes, report: ImportReport) -> str | None:
+def _as_gb18030(data: bytes) -> str | None:
+    """The text if `data` is valid GB18030 holding Chinese, else None (Latin-1 bytes rarely are both)."""
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    return text.lstrip("\ufeff") if HAN.search(text) else None
+
+
+def _decode(data: bytes, report: ImportReport, encoding: str = "auto") -> str | None:
     if len(data) > MAX_IMPORT_BYTES:
         report.errors.append(RowError(None, f"file too large ({len(data) / 1024 / 1024:.1f} MB; the limit is "
                                             f"{MAX_IMPORT_BYTES // 1024 // 1024} MB): split it into several imports"))
@@ -70,12 +86,30 @@ def _decode(data: bytes, report: ImportReport) -> str | None:
     if not data.strip():
         report.errors.append(RowError(None, "the file is empty"))
         return None
+    if encoding == "gb18030":
+        try:
+            report.encoding = "gb18030"
+            return data.decode("gb18030").lstrip("\ufeff")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            report.errors.append(RowError(None, f"the file is not GB18030 text: byte 0x{data[exc.start]:02x} on line {line}"))
+            return None
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
+        if data.startswith(b"\xef\xbb\xbf"):
+            report.encoding = "utf-8-sig"
+        return text
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        report.errors.append(RowError(None, f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
-                                            "(save it as UTF-8 and import again)"))
+        chinese = _as_gb18030(data)
+        if chinese is not None and encoding == "auto":
+            report.encoding = "gb18030"
+            report.notes.append("the file is not UTF-8: it was read as GB18030 (Chinese Windows/Excel) and converted to UTF-8; "
+                                "check the Chinese text in the preview before applying")
+            return chinese
+        hint = (" It looks like Chinese text in GB18030/GBK (Excel on Chinese Windows): save it as \"CSV UTF-8\", "
+                "or import it with encoding=gb18030." if chinese is not None else " (save it as UTF-8 and import again)")
+        report.errors.append(RowError(None, f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line}{'.' if chinese else ''}{hint}"))
         return None
 
 
@@ -123,9 +157,9 @@ def unescape_cell(value: str | None) -> str | None:
     return value[1:] if value and _ESCAPED.match(value) else value
 
 
-def parse_csv(data: bytes) -> ImportReport:
+def parse_csv(data: bytes, encoding: str = "auto") -> ImportReport:
     report = ImportReport()
-    text = _decode(data, report)
+    text = _decode(data, report, encoding)
     if text is None:
         return report
     try:
@@ -166,9 +200,9 @@ def parse_csv(data: bytes) -> ImportReport:
     return report
 
 
-def parse_yaml(data: bytes) -> ImportReport:
+def parse_yaml(data: bytes, encoding: str = "auto") -> ImportReport:
     report = ImportReport()
-    text = _decode(data, report)
+    text = _decode(data, report, encoding)
     if text is None:
         return report
     try:
@@ -204,10 +238,12 @@ def parse_yaml(data: bytes) -> ImportReport:
     return report
 
 
-def parse(data: bytes, fmt: str) -> ImportReport:
+def parse(data: bytes, fmt: str, encoding: str = "auto") -> ImportReport:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    return parse_csv(data) if fmt == "csv" else parse_yaml(data)
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}")
+    return parse_csv(data, encoding) if fmt == "csv" else parse_yaml(data, encoding)
 
 
 def export_csv(entries: Iterable[Faq]) -> str:

@@ -18,6 +18,7 @@ from sanic.response import HTTPResponse, json as json_response
 
 from core.auth import staff
 from core.http import ApiError, read_json
+from core.language import normalise_tag
 from core.persona import EDITABLE, AsyncPersona, PersonaError, public_view
 from core.settings import PLACEHOLDERS
 
@@ -63,4 +64,5 @@ async def put_persona(request: Request, me: Any) -> HTTPResponse:
 
 @bp.get("/api/persona")
 async def public_persona(request: Request) -> HTTPResponse:
-    return json_response(public_view(await persona(request).current()), headers=CORS)
+    lang = normalise_tag(request.args.get("lang")) or "en"
+    return json_response(public_view(await persona(request).current(), lang), headers=CORS)

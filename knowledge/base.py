@@ -18,9 +18,10 @@ from typing import Callable, Iterable
 import numpy as np
 import yaml
 
-from knowledge.embedder import Embedder
 from knowledge.index import FaqIndex, Hit, IndexCorrupt
-from knowledge.selfcalibration import Calibration, compute, offtopic_questions
+from knowledge.models import E5, MINILM, Encoder, choose, encode_query, encoder, encoder_name, score_stretch
+from knowledge.scoring import stretch
+from knowledge.selfcalibration import Calibration, compute, offtopic_for
 from knowledge.store import Faq, FaqStore, NotFound
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,21 @@ class KnowledgeBase:
         self,
         store: FaqStore,
         index_dir: Path,
-        embedder: Embedder | None = None,
+        embedder: Encoder | None = None,
         refresh_interval: float = 0.5,
         index_kind: str = "flat",
         auto_calibrate: bool = False,
+        language: str = "auto",
     ) -> None:
         self.store = store
         self.index_dir = index_dir
-        self.embedder = embedder or Embedder()
+        # The encoder is the knowledge base's choice (knowledge/models.py, setting
+        # `knowledge_language`), re-decided by open(), rebuild() and every applied change, unless
+        # the caller passes one (tests, benchmarks): then it is fixed.
+        self.language = language
+        self._fixed_encoder = embedder is not None
+        self.embedder: Encoder = embedder or encoder(choose(language, ()))
+        self.encoder_name = encoder_name(self.embedder)
         self.refresh_interval = refresh_interval
         self.index_kind = index_kind
         self.index = FaqIndex(index_kind)
@@ -89,6 +97,12 @@ class KnowledgeBase:
                 self.rebuild(progress)
                 return
             self._entries = {f.id: f for f in self.store.iter_all() if f.status == "published" and not f.deleted}
+            self._decide(self._entries.values())
+            if (self.index.encoder or MINILM) != self.encoder_name:
+                log.warning("saved index was made by %s, the knowledge base now uses %s; rebuilding",
+                            self.index.encoder or MINILM, self.encoder_name)
+                self.rebuild(progress)
+                return
             self.refresh(force=True)
             if set(self._entries) != set(self.index._faq_vectors):  # noqa: SLF001 - self-check
                 log.warning("saved index disagrees with the store; rebuilding")
@@ -99,7 +113,9 @@ class KnowledgeBase:
         with self._lock:
             revision = self.store.revision()
             live = [f for f in self.store.iter_all() if f.status == "published" and not f.deleted]
+            self._decide(live)
             index = FaqIndex(self.index_kind)
+            index.encoder = self.encoder_name
             total = len(live)
             done = 0
             if progress:
@@ -155,12 +171,31 @@ class KnowledgeBase:
             self.index.save(self.index_dir)
             return True
 
+    def _decide(self, entries: Iterable[Faq]) -> bool:
+        """Choose the encoder for these entries; True when it changed (the caller rebuilds)."""
+        if self._fixed_encoder:
+            return False
+        name = choose(self.language, (f.question for f in entries))
+        if name == self.encoder_name:
+            return False
+        log.info("knowledge base encoder: %s -> %s (knowledge_language=%s)", self.encoder_name, name, self.language)
+        self.embedder, self.encoder_name = encoder(name), name
+        self._offtopic = None
+        self._calibration = None
+        return True
+
     def apply(self, changed: Iterable[Faq]) -> None:
         """Update the index for these entries (embedding only the ones that stay live)."""
         with self._lock:
             changed = list(changed)
             live = [f for f in changed if f.status == "published" and not f.deleted]
             live_ids = {f.id for f in live}
+            if not self._fixed_encoder:
+                after = {k: v for k, v in self._entries.items() if k not in {f.id for f in changed}}
+                after.update({f.id: f for f in live})
+                if self._decide(after.values()):  # e.g. a Chinese FAQ imported: re-embed everything
+                    self.rebuild()
+                    return
             for faq in changed:
                 if faq.id not in live_ids:
                     self.index.remove(faq.id)
@@ -223,9 +258,14 @@ class KnowledgeBase:
                 self._calibration_read_at = time.monotonic()
                 if row is not None:
                     try:
-                        self._calibration = Calibration.from_json(row[1])
+                        found = Calibration.from_json(row[1])
                     except (ValueError, TypeError, KeyError) as exc:
                         log.warning("unreadable calibration row: %s", exc)
+                    else:
+                        # Scores of another encoder are on another scale (E5's are compressed):
+                        # its thresholds would be wrong, so wait for this encoder's calibration.
+                        if (found.encoder or MINILM) == self.encoder_name:
+                            self._calibration = found
         return self._calibration
 
     def calibrate_now(self, sample: int = 1000) -> Calibration:
@@ -233,9 +273,13 @@ class KnowledgeBase:
         with self._lock:
             vectors, owners = self.index.matrix()
             revision = self.index.revision
-        if self._offtopic is None:
-            self._offtopic = self.embedder.encode(offtopic_questions())
-        result = compute(vectors, owners, self._offtopic, revision, sample=sample)
+            embedder, name = self.embedder, self.encoder_name
+            offtopic = self._offtopic
+        if offtopic is None:
+            offtopic = embedder.encode(offtopic_for(name == E5))
+            if self.encoder_name == name:
+                self._offtopic = offtopic
+        result = compute(vectors, owners, offtopic, revision, sample=sample, encoder=name, stretch=score_stretch(name))
         self.store.save_calibration(revision, result.to_json())
         self._calibration = result
         log.info("self-calibration for revision %d: %s (%.2fs)", revision, result.summary, result.seconds)
@@ -267,17 +311,19 @@ class KnowledgeBase:
         if self._watcher is None and not self._closed.is_set():
             self.watch()
         self.refresh()
-        vector = self.embedder.encode([text])[0]
+        vector = encode_query(self.embedder, text)
         return self.search_vector(vector, k)
 
     def search_vector(self, vector: np.ndarray, k: int = 5) -> list[Match]:
         hits: list[Hit] = self.index.search(vector, k)
+        factor = score_stretch(self.encoder_name)  # one score scale for every encoder (knowledge/scoring.stretch)
         matches = []
         for hit in hits:
             entry = self._entries.get(hit.faq_id)
             if entry is None:
                 continue
-            matches.append(Match(hit.faq_id, hit.score, entry.question, entry.answer, entry.category, hit.matched_text))
+            score = float(stretch(np.array([hit.score], dtype=np.float32), factor)[0])
+            matches.append(Match(hit.faq_id, score, entry.question, entry.answer, entry.category, hit.matched_text))
         return matches
 
     def entry(self, faq_id: str) -> Faq:

@@ -53,6 +53,7 @@ class FaqIndex:
         self._faq_vectors: dict[str, list[int]] = {}
         self._next_id = 1
         self.revision = 0
+        self.encoder = ""  # which sentence encoder made the vectors (knowledge/models.py); "" for old files
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -141,6 +142,7 @@ class FaqIndex:
             meta = {
                 "kind": self.kind,
                 "revision": self.revision,
+                "encoder": self.encoder,
                 "next_id": self._next_id,
                 "owners": {str(k): v for k, v in self._vector_owner.items()},
                 "faqs": {k: list(v) for k, v in self._faq_vectors.items()},  # a copy: dumped outside the lock
@@ -168,6 +170,7 @@ class FaqIndex:
             self._faq_vectors = {k: list(v) for k, v in meta["faqs"].items()}
             self._next_id = int(meta["next_id"])
             self.revision = int(meta["revision"])
+            self.encoder = str(meta.get("encoder") or "")
         except Exception as exc:  # any damage at all means: rebuild
             raise IndexCorrupt(f"index in {folder} is unreadable: {exc}") from exc
         if self._index.ntotal < len(self._vector_owner) or self._index.d != DIMENSION:

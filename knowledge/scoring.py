@@ -52,3 +52,18 @@ def entry_scores(sims: np.ndarray, starts: np.ndarray) -> np.ndarray:
     mean = np.where(valid, stack, 0).sum(0) / np.maximum(valid.sum(0), 1)
     out = BEST_WEIGHT * tops[0] + (1 - BEST_WEIGHT) * mean
     return np.where(valid[0], out, MASKED).astype(np.float32)
+
+
+def stretch(scores: np.ndarray, factor: float) -> np.ndarray:
+    """Put an encoder's cosines on the common scale: 1 - factor x (1 - cosine), masked stay masked.
+
+    multilingual-e5-small's cosines are compressed (unrelated ~0.8, right answers ~0.94): the gap
+    between the right entry and the next is ~4x smaller than MiniLM's on the same questions
+    (docs/multilingual.md). Stretched by knowledge/models.SCORE_STRETCH, one clarify margin, one
+    clarify floor rule and one calibration grid serve every encoder. Affine, so rankings are unchanged.
+    """
+    if factor == 1.0:
+        return scores
+    out = 1.0 - factor * (1.0 - scores.astype(np.float32))
+    return np.where(scores > MASKED + 0.5, np.maximum(out, -1.0), MASKED).astype(np.float32)
+

@@ -32,9 +32,10 @@ from typing import Sequence
 
 import numpy as np
 
-from knowledge.scoring import MASKED, entry_scores as blend_scores
+from knowledge.scoring import MASKED, entry_scores as _entry_scores, stretch as _stretch
 
 OFFTOPIC_FILE = Path(__file__).resolve().parent / "offtopic.txt"
+OFFTOPIC_ZH_FILE = Path(__file__).resolve().parent / "offtopic.zh.txt"  # for multilingual encoders
 GRID = np.round(np.arange(0.20, 0.951, 0.01), 2)
 CLARIFY_BELOW = 0.05  # the clarify floor sits this far below the answer threshold
 MIN_HELDOUT = 20  # fewer held-out paraphrases than this: too little to trust, keep the settings
@@ -42,6 +43,12 @@ MIN_HELDOUT = 20  # fewer held-out paraphrases than this: too little to trust, k
 
 def offtopic_questions(path: Path = OFFTOPIC_FILE) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+
+
+def offtopic_for(multilingual: bool) -> list[str]:
+    """English off-topic questions, plus the Chinese ones when the encoder reads Chinese (a Chinese
+    knowledge base calibrated on English trivia only would refuse nothing Chinese)."""
+    return offtopic_questions() + (offtopic_questions(OFFTOPIC_ZH_FILE) if multilingual else [])
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class Calibration:
     offtopic_refused: float
     seconds: float
     note: str = ""
+    encoder: str = ""  # the sentence encoder whose scores these are (knowledge/models.py); "" = MiniLM
 
     @property
     def usable(self) -> bool:
@@ -99,9 +107,16 @@ def entry_scores(sims: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
 def compute(
     vectors: np.ndarray, owners: Sequence[str], offtopic: np.ndarray, revision: int,
     sample: int = 1000, offtopic_target: float = 0.95, heldout_target: float = 0.90, seed: int = 0, chunk: int = 256,
+    encoder: str = "", stretch: float = 1.0,
 ) -> Calibration:
-    """Calibrate on the index's vectors (`owners[i]` is the entry of row i) and off-topic vectors."""
+    """Calibrate on the index's vectors (`owners[i]` is the entry of row i) and off-topic vectors.
+
+    `stretch`: the encoder's score stretch (knowledge/scoring.stretch), as the search applies it."""
     started = time.perf_counter()
+
+    def blend_scores(sims: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        return _stretch(_entry_scores(sims, starts), stretch)
+
     owners = list(owners)
     ids = sorted(set(owners))
     position = {faq_id: j for j, faq_id in enumerate(ids)}
@@ -171,5 +186,5 @@ def compute(
         heldout_answered=share(h_top, h_right & (h_top >= t)),
         siblings=int(len(s_top)), siblings_refused=share(s_top, s_top < t),
         offtopic=int(len(o_top)), offtopic_refused=share(o_top, o_top < t),
-        seconds=round(time.perf_counter() - started, 3), note=note,
+        seconds=round(time.perf_counter() - started, 3), note=note, encoder=encoder,
     )

@@ -260,8 +260,9 @@ class FaqStore:
             "category": data["category"],
             "question": data["question"],
             "answer": data["answer"],
-            "paraphrases": json.dumps(data["paraphrases"]),
-            "tags": json.dumps(data["tags"]),
+            # Unescaped UTF-8, so the editor's search (LIKE) finds Chinese paraphrases and tags.
+            "paraphrases": json.dumps(data["paraphrases"], ensure_ascii=False),
+            "tags": json.dumps(data["tags"], ensure_ascii=False),
             "status": data["status"],
             "deleted": deleted,
             "version": version,

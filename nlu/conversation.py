@@ -39,9 +39,16 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 FALLBACK_INTENT = "nlu_fallback"
 GATE = "conversation_gate"
 REQUEST_HUMAN = "request_human"
-TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-# Words that add nothing to a conversational act whatever the business ("ok, thanks then").
-FILLERS = frozenset("ok okay oh ah well then and just really very much too also".split())
+# Latin words, and each Han character on its own: Chinese has no spaces, and the conversation
+# vocabulary is small, so "every character of the message is a character of the conversation
+# examples" is the Chinese form of the same rule (character n-grams and jieba measured in
+# docs/evaluation.md, "Conversation NLU in Chinese").
+HAN_CHAR = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+TOKEN = re.compile(rf"[a-z0-9]+(?:'[a-z]+)?|[{HAN_CHAR}]")
+HAN = re.compile(rf"[{HAN_CHAR}]")
+# Words that add nothing to a conversational act whatever the business ("ok, thanks then"), and
+# Chinese particles and fillers ("好的呀", "谢谢啦", "亲").
+FILLERS = frozenset("ok okay oh ah well then and just really very much too also".split()) | frozenset("啊呀吧呢哦噢嘛啦哈嗯哎呃的了亲喔么哇诶欸")
 PERSON = re.compile(
     r"\b(humans?|persons?|people|agents?|someone|somebody|anyone|anybody|staff|representatives?|rep|operators?|"
     r"managers?|supervisors?|advis[eo]rs?|team|colleagues?|customer (service|support|care)|support team|live chat)\b",
@@ -60,6 +67,11 @@ REQUEST = re.compile(
 # for the knowledge base, not a request to be connected now.
 CONTACT_INFO = re.compile(r"\b(phone|number|e-?mail|address|hours|what time|when|open(ing)?|fee|cost|free)\b", re.IGNORECASE)
 CONNECT_NOW = re.compile(r"\b(talk|speak|chat|connect|transfer|put me through|pass me)\b", re.IGNORECASE)
+# The same three checks for Chinese ("转人工", "我要找真人客服", but "客服电话是多少" asks for a number).
+PERSON_ZH = re.compile(r"人工客服|人工服务|人工|真人|活人|客服|工作人员|服务人员|人员|经理|主管|专员|小二|坐席|人类|找个人|来个人|有人")
+REQUEST_ZH = re.compile(r"(转|找|要|接|叫|换|联系|跟|和|同|让|请|给我|帮我|能不能|可以|有没有|来)")
+CONTACT_INFO_ZH = re.compile(r"电话|号码|热线|邮箱|地址|几点|时间|上班|下班|营业|多少钱|收费|费用|怎么联系|如何联系|方式")
+CONNECT_NOW_ZH = re.compile(r"转|接|聊|说话|沟通|对话|处理")
 
 
 def tokens(text: str) -> list[str]:
@@ -120,6 +132,11 @@ class Vocabulary:
 def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) -> Verdict:
     """Is this message only the conversational act its intent names?"""
     words = tokens(text)
+    if intent == REQUEST_HUMAN and HAN.search(text):
+        chinese = _judge_request_zh(text, words)
+        if chinese.keep or not PERSON.search(text):
+            return chinese
+        # mixed ("talk to human，谢谢"): the English rules below may still hear a request
     if intent == REQUEST_HUMAN:
         if not PERSON.search(text):
             return Verdict(False, "asks for no person")
@@ -134,6 +151,19 @@ def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) 
     if len(unknown) > max_unknown or (unknown and len(unknown) * 3 > len(words)):
         return Verdict(False, f"carries more than '{intent}': {' '.join(unknown[:6])}", unknown)
     return Verdict(True, "conversation only", unknown)
+
+
+def _judge_request_zh(text: str, words: list[str]) -> Verdict:
+    """request_human for a message with Chinese in it."""
+    if not PERSON_ZH.search(text):
+        return Verdict(False, "asks for no person")
+    if not [w for w in tokens(PERSON_ZH.sub(" ", text)) if w not in FILLERS and w != "请"]:
+        return Verdict(True, "calls for a person")  # "人工客服！", "客服客服"
+    if len(words) > 3 and not REQUEST_ZH.search(text):
+        return Verdict(False, "names a person but asks for none")
+    if CONTACT_INFO_ZH.search(text) and not CONNECT_NOW_ZH.search(text):
+        return Verdict(False, "asks how to reach people, not to be connected")
+    return Verdict(True, "asks for a person")
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)

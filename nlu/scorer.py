@@ -8,8 +8,10 @@ Two methods, one interface:
   run time.
 - "lexicon": VADER + the support cues only, used when the head file is missing (and as the
   cheap method for callers that cannot load the embedding model).
-Non-English messages (nlu/cues.is_english) get a neutral score marked `english: false`: both
-VADER and the head are English-only, and a confident wrong score would be worse than none.
+Chinese messages (core/language.detect) are scored by nlu/sentiment_zh.py (lexicon + Chinese
+support cues, method "lexicon_zh", issue 16). Other non-English messages (nlu/cues.is_english) get
+a neutral score marked unsupported: both VADER and the head are English-only, and a confident wrong
+score would be worse than none.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from typing import Any, Sequence
 import numpy as np
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from core.language import detect
 from nlu.cues import Cues, find_cues
+from nlu.sentiment_zh import score_zh
 
 HEAD_FILE = Path(__file__).resolve().parent / "sentiment_head.npz"
 LABELS = ("negative", "neutral", "positive")
@@ -40,7 +44,8 @@ class Sentiment:
             "label": self.label, "score": round(self.score, 4),
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "cues": self.cues.names(), "cue_detail": self.cues.to_dict(), "english": self.cues.english,
-            "method": self.method,
+            "method": self.method, "language": "zh" if self.method == "lexicon_zh" else "en" if self.cues.english else "other",
+            "supported": self.method != "unsupported_language",
         }
 
 
@@ -135,6 +140,12 @@ class SentimentScorer:
         return np.hstack([embeddings, hand]).astype(np.float32)
 
     def score_many(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> list[Sentiment]:
+        chinese = {i for i, t in enumerate(texts) if detect(t) == "zh"}
+        if chinese:
+            out = self.score_many([t for i, t in enumerate(texts) if i not in chinese],
+                                  None if embeddings is None else embeddings[[i for i in range(len(texts)) if i not in chinese]])
+            rest = iter(out)
+            return [Sentiment(*_zh(t)) if i in chinese else next(rest) for i, t in enumerate(texts)]
         cues = [find_cues(t) for t in texts]
         if self.head is None:
             return [self._unsupported(c) if not c.english else lexicon_sentiment(t, c) for t, c in zip(texts, cues)]
@@ -155,3 +166,8 @@ class SentimentScorer:
     @staticmethod
     def _unsupported(cues: Cues) -> Sentiment:
         return Sentiment("neutral", 0.0, {"negative": 0.0, "neutral": 1.0, "positive": 0.0}, cues, "unsupported_language")
+
+
+def _zh(text: str) -> tuple[str, float, dict[str, float], Cues, str]:
+    label, score, probabilities, cues = score_zh(text)
+    return label, score, probabilities, cues, "lexicon_zh"

@@ -31,7 +31,7 @@ from typing import Awaitable, Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conversations.store import Conversation, Message
+from conversations.store import Conversation, ConversationStore, Message
 from core.persona import AsyncPersona
 from core.settings import Settings
 from reports import csat
@@ -78,7 +78,12 @@ class CsatPrompter:
         self.sync_engine = sync_engine  # record_rating is synchronous: it runs in a worker thread
         self.persona = persona
         self.say = say
+        self.conversations = ConversationStore(engine)
         self._task: asyncio.Task[None] | None = None
+
+    async def _language(self, conversation_id: str) -> str:
+        """The customer's language (the router keeps that of their latest message on the conversation)."""
+        return str((await self.conversations.get(conversation_id)).profile.get("lang") or "en")
 
     # -- asking ---------------------------------------------------------------------------------
     async def offer(self, conversation_id: str, channel: str, trigger: str, case_id: int | None = None,
@@ -96,8 +101,8 @@ class CsatPrompter:
                 ))
         except sa.exc.IntegrityError:
             return None  # someone else asked
-        business = await self.persona.current()
-        message = await self.say(conversation_id, "system", business.text("csat_question"), kind="csat_prompt",
+        business, lang = await self.persona.current(), await self._language(conversation_id)
+        message = await self.say(conversation_id, "system", business.text("csat_question", lang), kind="csat_prompt",
                                  buttons=score_buttons(), csat={"scale": [1, 2, 3, 4, 5], "trigger": trigger})
         async with self.engine.begin() as conn:
             await conn.execute(csat_requests.update().where(csat_requests.c.conversation_id == conversation_id)
@@ -141,30 +146,30 @@ class CsatPrompter:
             return await self._score(conversation, request, int(match.group(1)))
         if request is None or request.status != "commenting":
             if payload == SKIP_PAYLOAD:
-                return [await self.say(conversation.id, "system", business.text("csat_thanks"), kind="csat_thanks")]
+                return [await self.say(conversation.id, "system", business.text("csat_thanks", _lang(conversation)), kind="csat_thanks")]
             return None
         if payload is not None and payload != SKIP_PAYLOAD:
             await self._move(conversation.id, "commenting", "done")  # another button: no comment, the bot answers
             return None
         if payload == SKIP_PAYLOAD:
             await self._move(conversation.id, "commenting", "done")
-            return [await self.say(conversation.id, "system", business.text("csat_thanks"), kind="csat_thanks")]
+            return [await self.say(conversation.id, "system", business.text("csat_thanks", _lang(conversation)), kind="csat_thanks")]
         if len(text) > csat.MAX_COMMENT:
             return [await self.say(
                 conversation.id, "system",
                 f"Your comment is {len(text)} characters long; please shorten it to at most {csat.MAX_COMMENT}.",
-                kind="csat_comment", buttons=[{"title": business.text("csat_no_comment"), "payload": SKIP_PAYLOAD}],
+                kind="csat_comment", buttons=[{"title": business.text("csat_no_comment", _lang(conversation)), "payload": SKIP_PAYLOAD}],
             )]
         if not await self._move(conversation.id, "commenting", "done"):
             return None  # another instance took the comment meanwhile: the bot answers this one
         await asyncio.to_thread(csat.add_comment, self.sync_engine, conversation.id, text)
-        return [await self.say(conversation.id, "system", business.text("csat_thanks"), kind="csat_thanks")]
+        return [await self.say(conversation.id, "system", business.text("csat_thanks", _lang(conversation)), kind="csat_thanks")]
 
     async def _score(self, conversation: Conversation, request: CsatRequest | None, score: int) -> list[Message]:
         business = await self.persona.current()
 
         async def thanks() -> list[Message]:
-            return [await self.say(conversation.id, "system", business.text("csat_thanks"), kind="csat_thanks")]
+            return [await self.say(conversation.id, "system", business.text("csat_thanks", _lang(conversation)), kind="csat_thanks")]
 
         if request is None or not await self._move(conversation.id, "asked", "commenting"):
             return await thanks()  # not asked, or answered already (a double tap, another device): one answer only
@@ -173,8 +178,8 @@ class CsatPrompter:
         except csat.AlreadyRated:  # rated meanwhile through the API: that answer stands
             await self._move(conversation.id, "commenting", "done")
             return await thanks()
-        return [await self.say(conversation.id, "system", business.text("csat_comment"), kind="csat_comment",
-                               buttons=[{"title": business.text("csat_no_comment"), "payload": SKIP_PAYLOAD}], score=score)]
+        return [await self.say(conversation.id, "system", business.text("csat_comment", _lang(conversation)), kind="csat_comment",
+                               buttons=[{"title": business.text("csat_no_comment", _lang(conversation)), "payload": SKIP_PAYLOAD}], score=score)]
 
     # -- the idle sweep -------------------------------------------------------------------------
     async def sweep(self, now: float | None = None) -> int:
@@ -226,3 +231,8 @@ class CsatPrompter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+
+def _lang(conversation: Conversation) -> str:
+    """The customer's language as the router keeps it on the conversation (en | zh)."""
+    return str(conversation.profile.get("lang") or "en")

@@ -50,7 +50,7 @@ def knowledge_base(settings: Settings):  # type: ignore[no-untyped-def]
     from knowledge.base import KnowledgeBase
     from knowledge.store import FaqStore
 
-    return KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir)
+    return KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, language=settings.knowledge_language)
 
 
 def cmd_seed(settings: Settings) -> int:

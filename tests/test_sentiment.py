@@ -28,10 +28,14 @@ def test_cues_name_what_they_saw() -> None:
 
 
 def test_other_languages_are_marked_not_guessed(scorer: SentimentScorer) -> None:
-    for text in ("Wo ist meine Bestellung? Ich warte seit zwei Wochen", "Où est mon colis, je l'attends depuis des semaines", "我的包裹在哪里"):
+    for text in ("Wo ist meine Bestellung? Ich warte seit zwei Wochen", "Où est mon colis, je l'attends depuis des semaines"):
         result = scorer.score(text)
         assert result.method == "unsupported_language" and not result.cues.english
         assert result.label == "neutral" and result.score == 0.0
+        assert result.to_dict()["supported"] is False
+    # Chinese is scored since issue 16 (nlu/sentiment_zh.py): a calm question stays neutral.
+    chinese = scorer.score("我的包裹在哪里")
+    assert chinese.method == "lexicon_zh" and chinese.label == "neutral" and chinese.to_dict()["supported"] is True
 
 
 def test_the_shipped_head_is_small_and_used(scorer: SentimentScorer) -> None:

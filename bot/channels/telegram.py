@@ -53,7 +53,9 @@ from bot.channels.telegram_delivery import (
 )
 from bot.channels.updates import UpdateLedger
 from conversations.store import Conversation, conversations, messages
-from bot.router import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, Router
+from bot.router import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, Router, language_of
+from core.language import normalise_tag
+from core.texts import notice
 from core.http import ApiError, read_json
 from core.ratelimit import Limit, RateLimiter
 from core.settings import Settings
@@ -255,9 +257,15 @@ class TelegramChannel:
         user = update.effective_user
         name = (user.full_name if user else "")[:120]
         try:
-            return await self.router.start_conversation(CHANNEL, external_id, name)
+            conversation = await self.router.start_conversation(CHANNEL, external_id, name)
         except sa.exc.IntegrityError:  # the same chat's first two updates raced
             return await self.router.conversations.get_or_create_external(CHANNEL, external_id, name)
+        # Telegram's language_code is the first language (/start's greeting); then each message's own.
+        lang = normalise_tag(getattr(user, "language_code", None))
+        if lang and lang != "en":
+            await self.router.conversations.update_profile(conversation.id, lang=lang)
+            conversation.profile["lang"] = lang
+        return conversation
 
     async def _customer_says(self, update: Update, text: str | None, payload: str | None = None) -> Conversation | None:
         """Hand one customer message to the router, then send what is due in this chat."""
@@ -329,7 +337,7 @@ class TelegramChannel:
             except InvalidMessage:
                 await self._answer(query, "This answer can't be rated any more.")
                 return
-            await self._answer(query, "Thanks for your feedback!")
+            await self._answer(query, notice("feedback_thanks", language_of(conversation)))
             await self._drop_feedback_buttons(query)
             return
         found = await self.router.conversations.messages_since(conversation.id, message_id - 1, limit=1)

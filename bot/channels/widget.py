@@ -36,6 +36,7 @@ from core import tokens
 from core.persona import public_view
 from conversations.store import Conversation, UnknownConversation
 from bot.router import CLIENT_ID, ClientIdReused, InvalidMessage, Router, Turn, TurnIncomplete
+from core.language import normalise_tag
 from core.http import ApiError, BadJson, database_unavailable, error_response, int_arg, parse_json, read_json
 from core.ratelimit import Throttled, client_address, limiter
 from core.websocket import receive
@@ -135,21 +136,23 @@ async def _session(request: Request) -> HTTPResponse:
         if conversation.profile.get("site_key") != site_key:
             raise ApiError(403, "this conversation belongs to another site")
         body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": True,
-                "business": await _business(request)}
+                "business": await _business(request, str(conversation.profile.get("lang") or "en"))}
         return json_response(body, headers=CORS_HEADERS)
     await limiter(request).enforce("new conversations", *limiter(request).conversation(client_address(request)))
     conversation = await router.start_conversation(CHANNEL)
-    await router.conversations.update_profile(conversation.id, site_key=site_key)
+    # The host page's (or browser's) language is the conversation's until the customer writes (core/language.py).
+    lang = normalise_tag(data.get("lang") if isinstance(data.get("lang"), str) else None) or "en"
+    await router.conversations.update_profile(conversation.id, site_key=site_key, lang=lang)
     token = tokens.sign(request.app.ctx.settings.secret(), conversation.id)
     body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": False,
-            "business": await _business(request)}
+            "business": await _business(request, lang)}
     return json_response(body, status=201, headers=CORS_HEADERS)
 
 
-async def _business(request: Request) -> dict[str, str]:
+async def _business(request: Request, lang: str = "en") -> dict[str, str]:
     """The name (widget header) and greeting from settings + editors' overrides (core/persona.py)."""
 
-    return public_view(await request.app.ctx.persona.current())
+    return public_view(await request.app.ctx.persona.current(), lang)
 
 
 async def _conversation_of(request: Request, token: Any) -> Conversation:

@@ -2,7 +2,8 @@
  * Tandem web chat widget. Embed with one tag, no build step:
  *   <script src="https://HOST/widget/tandem-widget.js" data-site-key="demo"
  *           data-tandem-url="https://HOST" async></script>
- * Optional: data-title="Chat with us".
+ * Optional: data-title="Chat with us", data-lang="zh-CN" | "en" (else the host page's <html lang>,
+ * else the browser's language; Chinese and English are built in).
  *
  * Everything lives in a shadow root (styles cannot leak either way) and the only global is
  * `TandemWidget`. All text from the server is rendered with textContent; links become <a>
@@ -19,9 +20,56 @@
   // The header shows data-title if the host page sets one, else the business's name from
   // Tandem's settings (the session answer carries it: editor/persona_api.py).
   var FIXED_TITLE = script && script.getAttribute("data-title");
-  var TITLE = FIXED_TITLE || "Chat with us";
+  // The widget's own words in the host page's language (issue 16). The server answers each
+  // message in the language it was written in; this only sets the frame and the first language.
+  var STRINGS = {
+    en: {
+      title: "Chat with us", open: "Open chat with {title}", close: "Close chat with {title}", launcher: "Chat",
+      human: "Talk to a person", human_label: "Talk to a person from our team", close_label: "Close chat",
+      log: "Conversation", typing: "The assistant is typing", agent_typing: "{name} is typing", our_agent: "Our agent",
+      input_label: "Type your message", placeholder: "Type your message…", send: "Send", send_label: "Send message",
+      not_available: "This chat is not available on this site.", reconnecting: "Reconnecting…", connecting: "Connecting…",
+      lost: "Connection lost. Reconnecting in {s}s… Your messages will be sent when we're back.",
+      not_sent: "Not sent", retry_label: "Not sent. Retry sending this message", retry: "Not sent. Retry", sending: "Sending",
+      agent: "Agent", assistant: "Assistant", you: "You", quick: "Suggested replies",
+      csat_scale: "Rate from 1 (very unsatisfied) to 5 (very satisfied)", csat_rate: "Rate {n} of 5",
+      feedback_label: "Was this answer helpful?", feedback_q: "Was this helpful?", thanks: "Thanks for your feedback.",
+      yes: "Yes", yes_label: "Yes, this answer was helpful", no: "No", no_label: "No, this answer was not helpful",
+      sorry: "Sorry that didn't help.", wrong: "Something went wrong."
+    },
+    zh: {
+      title: "在线客服", open: "打开与{title}的对话", close: "关闭与{title}的对话", launcher: "咨询",
+      human: "转人工", human_label: "转接人工客服", close_label: "关闭对话",
+      log: "对话记录", typing: "智能助手正在输入", agent_typing: "{name}正在输入", our_agent: "客服",
+      input_label: "输入您的消息", placeholder: "请输入您的问题…", send: "发送", send_label: "发送消息",
+      not_available: "本网站暂不支持在线咨询。", reconnecting: "正在重新连接…", connecting: "正在连接…",
+      lost: "连接已断开，{s} 秒后重新连接…恢复后会自动发送您的消息。",
+      not_sent: "未发送", retry_label: "未发送，点击重新发送", retry: "未发送，重试", sending: "发送中",
+      agent: "客服", assistant: "智能助手", you: "我", quick: "推荐回复",
+      csat_scale: "请打分：1 = 非常不满意，5 = 非常满意", csat_rate: "打 {n} 分（满分 5 分）",
+      feedback_label: "这个回答有帮助吗？", feedback_q: "有帮助吗？", thanks: "感谢您的反馈。",
+      yes: "有", yes_label: "有帮助", no: "没有", no_label: "没有帮助",
+      sorry: "抱歉没能帮到您。", wrong: "出错了。"
+    }
+  };
+  function pickLanguage(tags) {
+    for (var i = 0; i < tags.length; i++) {
+      var primary = String(tags[i] || "").toLowerCase().split(/[-_]/)[0];
+      if (primary === "zh" || primary === "en") { return primary; }
+    }
+    return "en";
+  }
+  var LANG = pickLanguage([script && script.getAttribute("data-lang"), document.documentElement.getAttribute("lang"),
+    navigator.language].concat(navigator.languages || []));
+  var T = STRINGS[LANG];
+  function t(key, values) {
+    var text = T[key] || STRINGS.en[key] || key;
+    Object.keys(values || {}).forEach(function (k) { text = text.split("{" + k + "}").join(String(values[k])); });
+    return text;
+  }
+  var TITLE = FIXED_TITLE || t("title");
   var STORE_KEY = "tandem-widget:" + BASE + ":" + SITE_KEY;
-  var REQUEST_HUMAN = { title: "Talk to a person", payload: "/request_human" };
+  var REQUEST_HUMAN = { title: t("human"), payload: "/request_human" };
   var OUTBOX_KEY = STORE_KEY + ":outbox";
   var MAX_BACKOFF_MS = 15000;
   var REPLY_TIMEOUT_MS = 45000;
@@ -131,16 +179,17 @@
   function build() {
     var host = el("div", { className: "tandem-widget-host" });
     host.setAttribute("data-tandem-widget", "");
+    host.setAttribute("lang", LANG === "zh" ? "zh-CN" : "en"); // CJK fonts and screen readers follow it
     var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
     var css = el("link", { rel: "stylesheet", href: BASE + "/widget/widget.css" });
     var wrap = el("div", { className: "tw-root" });
 
     var launcher = el("button", {
-      type: "button", className: "tw-launcher", "aria-label": "Open chat with " + TITLE,
+      type: "button", className: "tw-launcher", "aria-label": t("open", { title: TITLE }),
       "aria-expanded": "false", "aria-controls": "tw-panel",
     });
     launcher.appendChild(chatIcon());
-    launcher.appendChild(el("span", { className: "tw-launcher-label" }, "Chat"));
+    launcher.appendChild(el("span", { className: "tw-launcher-label" }, t("launcher")));
     var badge = el("span", { className: "tw-badge", "aria-hidden": "true", hidden: "" });
     launcher.appendChild(badge);
 
@@ -151,26 +200,26 @@
     var header = el("div", { className: "tw-header" });
     var title = el("h2", { id: "tw-title", className: "tw-title" }, TITLE);
     header.appendChild(title);
-    var human = el("button", { type: "button", className: "tw-human", "aria-label": "Talk to a person from our team" }, "Talk to a person");
-    var close = el("button", { type: "button", className: "tw-close", "aria-label": "Close chat" }, "×");
+    var human = el("button", { type: "button", className: "tw-human", "aria-label": t("human_label") }, t("human"));
+    var close = el("button", { type: "button", className: "tw-close", "aria-label": t("close_label") }, "×");
     header.appendChild(human);
     header.appendChild(close);
 
     var status = el("div", { className: "tw-status", role: "status", "aria-live": "polite", hidden: "" });
-    var log = el("div", { className: "tw-log", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
+    var log = el("div", { className: "tw-log", role: "log", "aria-live": "polite", "aria-label": t("log"), tabindex: "0" });
     var typing = el("div", { className: "tw-typing", hidden: "" });
     typing.appendChild(el("span", { "aria-hidden": "true" }, "…"));
-    var typingText = el("span", { className: "tw-sr" }, "The assistant is typing");
+    var typingText = el("span", { className: "tw-sr" }, t("typing"));
     typing.appendChild(typingText);
     var errors = el("div", { className: "tw-error", role: "alert", hidden: "" });
 
     var form = el("form", { className: "tw-form" });
-    var label = el("label", { for: "tw-input", className: "tw-sr" }, "Type your message");
+    var label = el("label", { for: "tw-input", className: "tw-sr" }, t("input_label"));
     var input = el("textarea", {
       id: "tw-input", className: "tw-input", rows: "1", maxlength: "4000",
-      placeholder: "Type your message…", autocomplete: "off",
+      placeholder: t("placeholder"), autocomplete: "off",
     });
-    var send = el("button", { type: "submit", className: "tw-send", "aria-label": "Send message" }, "Send");
+    var send = el("button", { type: "submit", className: "tw-send", "aria-label": t("send_label") }, t("send"));
     form.appendChild(label);
     form.appendChild(input);
     form.appendChild(send);
@@ -212,7 +261,7 @@
     ui.panel.hidden = false;
     ui.wrap.classList.add("tw-open");
     ui.launcher.setAttribute("aria-expanded", "true");
-    ui.launcher.setAttribute("aria-label", "Close chat with " + TITLE);
+    ui.launcher.setAttribute("aria-label", t("close", { title: TITLE }));
     state.unread = 0;
     showBadge();
     start();
@@ -226,7 +275,7 @@
     ui.panel.hidden = true;
     ui.wrap.classList.remove("tw-open");
     ui.launcher.setAttribute("aria-expanded", "false");
-    ui.launcher.setAttribute("aria-label", "Open chat with " + TITLE);
+    ui.launcher.setAttribute("aria-label", t("open", { title: TITLE }));
     ui.launcher.focus();
   }
 
@@ -258,7 +307,7 @@
     if (!FIXED_TITLE && typeof business.name === "string" && business.name) {
       TITLE = business.name;
       ui.title.textContent = TITLE;
-      ui.launcher.setAttribute("aria-label", (state.open ? "Close" : "Open") + " chat with " + TITLE);
+      ui.launcher.setAttribute("aria-label", t(state.open ? "close" : "open", { title: TITLE }));
     }
     if (typeof business.greeting === "string" && business.greeting) {
       ui.intro.textContent = business.greeting;
@@ -267,7 +316,7 @@
   }
 
   function session(token) {
-    var body = { site_key: SITE_KEY };
+    var body = { site_key: SITE_KEY, lang: LANG };
     if (token) { body.token = token; }
     var abort = window.AbortController ? new AbortController() : null;
     var timer = abort ? setTimeout(function () { abort.abort(); }, 10000) : null; // a silent network is a failure
@@ -281,7 +330,7 @@
         if ((response.status === 401 || response.status === 403) && token) { return session(null); }
         if (response.status === 403) {
           state.blocked = true;
-          throw new Error(data.error || "This chat is not available on this site.");
+          throw new Error(data.error || t("not_available"));
         }
         if (!response.ok) {
           var error = new Error(data.error || ("HTTP " + response.status));
@@ -298,7 +347,7 @@
     if (state.connecting || (state.ws && state.ws.readyState <= WebSocket.OPEN)) { return; }
     state.connecting = true;
     clearTimeout(state.timer);
-    setStatus(state.attempts ? "Reconnecting…" : "Connecting…");
+    setStatus(state.attempts ? t("reconnecting") : t("connecting"));
     session(state.token || load().token).then(function (data) {
       state.connecting = false;
       state.token = data.token;
@@ -349,7 +398,7 @@
     var delay = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, state.attempts)) * (0.75 + Math.random() * 0.5);
     delay = Math.max(delay, atLeastMs || 0);
     state.attempts += 1;
-    setStatus("Connection lost. Reconnecting in " + Math.ceil(delay / 1000) + "s… Your messages will be sent when we're back.");
+    setStatus(t("lost", { s: Math.ceil(delay / 1000) }));
     state.timer = setTimeout(connect, delay);
   }
 
@@ -420,9 +469,9 @@
     if (!item.node) { return; }
     item.node.classList.remove("tw-pending");
     item.node.classList.add("tw-failed");
-    item.node.setAttribute("aria-label", "Not sent");
+    item.node.setAttribute("aria-label", t("not_sent"));
     if (item.node.querySelector(".tw-retry")) { return; }
-    var retry = el("button", { type: "button", className: "tw-retry", "aria-label": "Not sent. Retry sending this message" }, "Not sent. Retry");
+    var retry = el("button", { type: "button", className: "tw-retry", "aria-label": t("retry_label") }, t("retry"));
     retry.addEventListener("click", function () { retryItem(item); });
     item.node.appendChild(retry);
   }
@@ -434,7 +483,7 @@
     saveOutbox();
     var retry = item.node && item.node.querySelector(".tw-retry");
     if (retry) { retry.parentNode.removeChild(retry); }
-    if (item.node) { item.node.classList.remove("tw-failed"); item.node.classList.add("tw-pending"); item.node.setAttribute("aria-label", "Sending"); }
+    if (item.node) { item.node.classList.remove("tw-failed"); item.node.classList.add("tw-pending"); item.node.setAttribute("aria-label", t("sending")); }
     beginWaiting(item.cid);
     if (state.ws && state.ws.readyState === WebSocket.OPEN) { sendItem(item); }
     else { state.attempts = 0; start(); connect(); }
@@ -468,7 +517,7 @@
       failed(frame);
     } else if (frame.type === "typing") {
       state.agentTyping = !!frame.typing;
-      ui.typingText.textContent = (frame.agent_name || "Our agent") + " is typing";
+      ui.typingText.textContent = t("agent_typing", { name: frame.agent_name || t("our_agent") });
       showTyping();
     }
   }
@@ -519,7 +568,7 @@
     var sender = ["customer", "bot", "agent", "system"].indexOf(message.sender) >= 0 ? message.sender : "system";
     var node = el("div", { className: "tw-msg tw-" + sender });
     if (message.kind) { node.classList.add("tw-kind-" + String(message.kind).replace(/[^a-z_]/gi, "")); }
-    var who = sender === "agent" ? (message.agent_name || "Agent") : sender === "bot" ? "Assistant" : sender === "customer" ? "You" : null;
+    var who = sender === "agent" ? (message.agent_name || t("agent")) : sender === "bot" ? t("assistant") : sender === "customer" ? t("you") : null;
     if (who) { node.appendChild(el("span", { className: "tw-name" }, who)); }
     var body = el("div", { className: "tw-text" });
     appendFormatted(body, message.text || "");
@@ -529,11 +578,11 @@
       // The CSAT question (reports/csat_prompt.py) is a 1-5 scale on one row, answered once.
       var csat = message.kind === "csat_prompt";
       var group = el("div", { className: csat ? "tw-quick tw-csat" : "tw-quick", role: "group",
-                              "aria-label": csat ? "Rate from 1 (very unsatisfied) to 5 (very satisfied)" : "Suggested replies" });
+                              "aria-label": csat ? t("csat_scale") : t("quick") });
       message.buttons.forEach(function (button) {
         if (!button || typeof button.payload !== "string") { return; }
         var attrs = { type: "button", className: csat ? "tw-quick-btn tw-csat-btn" : "tw-quick-btn" };
-        if (csat) { attrs["aria-label"] = "Rate " + (button.title || button.payload) + " of 5"; }
+        if (csat) { attrs["aria-label"] = t("csat_rate", { n: button.title || button.payload }); }
         var b = el("button", attrs, button.title || button.payload);
         b.addEventListener("click", function () {
           if (csat) { Array.prototype.forEach.call(group.querySelectorAll("button"), function (x) { x.disabled = true; }); }
@@ -547,21 +596,21 @@
   }
 
   function feedbackNode(message) {
-    var box = el("div", { className: "tw-feedback", role: "group", "aria-label": "Was this answer helpful?" });
+    var box = el("div", { className: "tw-feedback", role: "group", "aria-label": t("feedback_label") });
     var given = (load().feedback || []).indexOf(message.id) >= 0;
     if (given) {
-      box.appendChild(el("span", { className: "tw-feedback-thanks" }, "Thanks for your feedback."));
+      box.appendChild(el("span", { className: "tw-feedback-thanks" }, t("thanks")));
       return box;
     }
-    box.appendChild(el("span", { className: "tw-feedback-q" }, "Was this helpful?"));
-    var yes = el("button", { type: "button", className: "tw-feedback-btn", "aria-label": "Yes, this answer was helpful" }, "Yes");
-    var no = el("button", { type: "button", className: "tw-feedback-btn", "aria-label": "No, this answer was not helpful" }, "No");
+    box.appendChild(el("span", { className: "tw-feedback-q" }, t("feedback_q")));
+    var yes = el("button", { type: "button", className: "tw-feedback-btn", "aria-label": t("yes_label") }, t("yes"));
+    var no = el("button", { type: "button", className: "tw-feedback-btn", "aria-label": t("no_label") }, t("no"));
     function answer(helpful) {
       queue({ type: "feedback", message_id: message.id, helpful: helpful });
       var list = (load().feedback || []).concat([message.id]).slice(-200);
       save({ feedback: list });
       while (box.firstChild) { box.removeChild(box.firstChild); }
-      box.appendChild(el("span", { className: "tw-feedback-thanks" }, helpful ? "Thanks for your feedback." : "Sorry that didn't help."));
+      box.appendChild(el("span", { className: "tw-feedback-thanks" }, helpful ? t("thanks") : t("sorry")));
       if (!helpful && state.mode === "bot") {
         var person = el("button", { type: "button", className: "tw-quick-btn" }, REQUEST_HUMAN.title);
         person.addEventListener("click", function () { person.disabled = true; sendButton(REQUEST_HUMAN); });
@@ -594,7 +643,7 @@
   // -- typing indicator ("…" while a reply is on its way) --------------------------------------
   function showTyping() {
     var waiting = Object.keys(state.pendingTurns).length > 0 && state.mode === "bot";
-    if (waiting) { ui.typingText.textContent = "The assistant is typing"; }
+    if (waiting) { ui.typingText.textContent = t("typing"); }
     ui.typing.hidden = !(waiting || state.agentTyping);
   }
 
@@ -608,7 +657,7 @@
 
   function showError(text) {
     ui.errors.hidden = false;
-    ui.errors.textContent = text || "Something went wrong.";
+    ui.errors.textContent = text || t("wrong");
     clearTimeout(ui.errors.timer);
     ui.errors.timer = setTimeout(function () { ui.errors.hidden = true; }, 8000);
   }
@@ -647,9 +696,9 @@
   }
 
   function pendingBubble(item) {
-    var node = el("div", { className: "tw-msg tw-customer tw-pending", "aria-label": "Sending" });
+    var node = el("div", { className: "tw-msg tw-customer tw-pending", "aria-label": t("sending") });
     node.setAttribute("data-cid", item.cid);
-    node.appendChild(el("span", { className: "tw-name" }, "You"));
+    node.appendChild(el("span", { className: "tw-name" }, t("you")));
     var body = el("div", { className: "tw-text" });
     appendFormatted(body, item.text);
     node.appendChild(body);

@@ -267,6 +267,7 @@ $("import-form").addEventListener("submit", async (e) => {
   try {
     const data = await api("POST", `/import?format=${format}&apply=${apply ? 1 : 0}`, undefined, await file.arrayBuffer());
     box.append(el("p", apply ? `Imported ${data.applied} entries.` : `${data.rows} entries are fine; nothing imported yet.`));
+    for (const note of data.notes || []) box.append(el("p", note, { class: "note" }));  // e.g. converted from GB18030
     if (apply) { loadList(); loadCategories(); }
   } catch (err) {
     box.append(el("p", err.message, { class: "error" }));
