@@ -26,12 +26,13 @@ from core.ratelimit import RateLimiter, make_store
 from core.security import install_security_headers
 from core.settings import Settings
 from handoff import api as agent_api
-from handoff import console_ws
+from handoff import care_api, console_ws, timer_loop
 from handoff.accounts import Accounts
 from handoff.queue import CaseQueue
 from knowledge import editor_api
 from knowledge.base import KnowledgeBase
 from knowledge.store import FaqStore
+from customers import api as customers_api
 from reports import api as reports_api
 
 _app_numbers = itertools.count(1)
@@ -54,6 +55,9 @@ def create_app(settings: Settings) -> Sanic:
     app.blueprint(editor_api.bp)
     app.blueprint(reports_api.bp)
     app.blueprint(persona_api.bp)
+    app.blueprint(customers_api.bp)  # customers, merges, data rights (docs/customers.md)
+    app.blueprint(care_api.bp)  # SLA timers and follow-ups (docs/agents.md)
+    timer_loop.install(app)  # reassignment, SLA breaches, follow-ups, mail, retention
     telegram.install(app)  # webhook route + start/stop with the server when a token is set
 
     @app.before_server_start

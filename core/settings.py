@@ -28,6 +28,7 @@ class CustomerSettings:
     identity_max_lifetime_s: float = 86400.0  # a signed identity valid longer than this is refused
     identity_clock_skew_s: float = 60.0  # tolerated difference between the site's clock and ours
     retention_days: int = 0  # conversations untouched this long are erased; 0 keeps them forever
+    retention_interval_s: float = 3600.0  # how often the web process's timer loop applies retention
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class FollowupSettings:
 
     delay_s: float = 86400.0  # default time from closing to asking
     answer_timeout_s: float = 259200.0  # an unanswered question is closed as no_answer after this
+    auto_teams: tuple[str, ...] = ("complaints",)  # closing a case of these teams schedules one unless the agent says no
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,19 @@ class Business:
     rephrase: str = "I'm not sure I found the right answer. Could you put it another way, with a few more details?"
     handoff: str = "I'm connecting you with a member of our support team. Please stay here; they'll see everything we've discussed."
     back_to_bot: str = "You're back with the {name} assistant. Is there anything else I can help you with?"
+    # Case care (handoff/timer_loop.py, handoff/followup_flow.py): reassignment and follow-up texts.
+    reassigned_agent: str = "Sorry for the wait. Another member of our team is taking over your chat."
+    reassigned_queue: str = "Sorry for the wait. Your chat is back in the queue for the next free person from our team."
+    followup_question: str = "Hello again from {name}. Last time you contacted us about a problem: is it solved now?"
+    followup_yes: str = "Yes, it's solved"  # the answer buttons' titles (typing them counts too)
+    followup_no: str = "No, not yet"
+    followup_solved: str = "Thank you for letting us know. We're glad it's solved!"
+    followup_reopened: str = "Sorry to hear that. We've reopened your request for our team; a person will be with you soon."
+    followup_mail_hint: str = "You can answer in the chat where we talked, with the buttons under this question."
 
-    TEXTS = ("greeting", "goodbye", "welcome", "glad", "deny", "bot_challenge", "refusal", "rephrase", "handoff", "back_to_bot")
+    TEXTS = ("greeting", "goodbye", "welcome", "glad", "deny", "bot_challenge", "refusal", "rephrase", "handoff", "back_to_bot",
+             "reassigned_agent", "reassigned_queue", "followup_question", "followup_yes", "followup_no", "followup_solved",
+             "followup_reopened", "followup_mail_hint")
 
     def text(self, key: str) -> str:
         """One text with {name} and {covers} filled in."""
