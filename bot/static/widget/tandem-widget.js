@@ -2,7 +2,8 @@
  * Tandem web chat widget. Embed with one tag, no build step:
  *   <script src="https://HOST/widget/tandem-widget.js" data-site-key="demo"
  *           data-tandem-url="https://HOST" async></script>
- * Optional: data-title="Chat with us".
+ * Optional: data-title="Chat with us"; data-identity='{"payload": {...}, "signature": "..."}', the
+ * signed-in customer as your server signed it (docs/customers.md; anything unsigned is ignored).
  *
  * Everything lives in a shadow root (styles cannot leak either way) and the only global is
  * `TandemWidget`. All text from the server is rendered with textContent; links become <a>
@@ -19,6 +20,7 @@
   // The header shows data-title if the host page sets one, else the business's name from
   // Tandem's settings (the session answer carries it: bot/persona_api.py).
   var FIXED_TITLE = script && script.getAttribute("data-title");
+  var IDENTITY = readIdentity(script && script.getAttribute("data-identity"));
   var TITLE = FIXED_TITLE || "Chat with us";
   var STORE_KEY = "tandem-widget:" + BASE + ":" + SITE_KEY;
   var REQUEST_HUMAN = { title: "Talk to a person", payload: "/request_human" };
@@ -266,8 +268,20 @@
     }
   }
 
+  /** The host page's signed identity: passed on as it is, the server checks the signature. */
+  function readIdentity(text) {
+    if (!text) { return null; }
+    try {
+      var value = JSON.parse(text);
+      return value && typeof value === "object" ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   function session(token) {
     var body = { site_key: SITE_KEY };
+    if (IDENTITY) { body.identity = IDENTITY; }
     if (token) { body.token = token; }
     var abort = window.AbortController ? new AbortController() : null;
     var timer = abort ? setTimeout(function () { abort.abort(); }, 10000) : null; // a silent network is a failure
