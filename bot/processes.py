@@ -140,6 +140,10 @@ def _env(settings: Settings) -> dict[str, str]:
     for f in fields(Settings):  # throttling settings travel whole (tests and benchmarks set them)
         if f.name.startswith("rate_") or f.name == "proxies_count":
             env[f"TANDEM_{f.name.upper()}"] = str(getattr(settings, f.name))
+        elif f.name in ("widget_site_keys", "dispatch_interval_s", "presence_timeout_s"):  # case care (issue 12)
+            env[f"TANDEM_{f.name.upper()}"] = str(getattr(settings, f.name))
+        elif f.name in ("customers", "mail", "sla", "reassign", "followup"):  # nested groups travel as JSON
+            env[f"TANDEM_{f.name.upper()}"] = json.dumps(dataclasses.asdict(getattr(settings, f.name)))
     env.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22: durations as timedelta, no warnings
     return env
 
