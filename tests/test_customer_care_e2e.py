@@ -386,6 +386,53 @@ def test_ticket_reply_goes_out_by_mail(care: Stack, smtp: tuple[Inbox, int]) -> 
     assert "Your refund was sent today." in mail.get_content()
 
 
+# -- the console -------------------------------------------------------------------------------------
+def console(browser: Browser, care: Stack, username: str) -> Page:
+    page = browser.new_context().new_page()
+    page.goto(care.settings.web_url + "/console")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(username)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#connection")).to_have_text("live", timeout=15000)
+    return page
+
+
+def test_console_shows_customer_past_cases_sla_and_followups_and_merges(care: Stack, browser: Browser, db: sa.engine.Engine) -> None:
+    agent = care.login("agent")
+    # A follow-up asked of a REST customer shows in the sidebar.
+    customer = care.new_conversation()
+    customer.say("I want to talk to a person")
+    plain = case_of(agent, customer.conversation_id, "waiting")
+    assert agent.post(f"/cases/{plain['id']}/claim").status_code == 200
+    assert agent.post(f"/cases/{plain['id']}/close", {"followup": False}).json()["followup"] is None
+    assert agent.post(f"/cases/{plain['id']}/followup", {"delay_s": -1}).status_code == 400
+    assert agent.post(f"/cases/{plain['id']}/followup", {"delay_s": 0}).status_code == 201
+    # A second record of Grace's, from another signed user id, to merge from the console.
+    session = care.http.post("/widget/session", json={"site_key": "shop", "identity": signed({"user_id": "u-4004", "name": "G. Hopper"})})
+    second = profile(db, session.json()["conversation_id"])["customer_id"]
+    reopened = next(c for c in agent.get("/cases", status="open").json()["cases"] if c["reason"] == "follow_up_unsolved")
+    [grace] = agent.get("/customers", email=GRACE["email"]).json()["customers"]
+    past = agent.get(f"/customers/{grace['id']}").json()["past_cases"]
+
+    page = console(browser, care, "agent")
+    expect(page.locator(f'#followup-list li:has-text("case #{plain["id"]}")')).to_be_visible(timeout=20_000)
+    row = page.locator(f'li[data-case-id="{reopened["id"]}"]').first
+    expect(row.locator(".tag.sla")).to_contain_text("first reply", timeout=15_000)  # time left (or over) on the queue item
+    row.locator("button", has_text="View").or_(row.locator("button", has_text="Open")).first.click()
+    panel = page.locator(f'[data-case-id="{reopened["id"]}"].chat')
+    expect(panel.locator(".record")).to_contain_text("Grace Hopper")
+    expect(panel.locator(".record")).to_contain_text("gold")
+    expect(panel.locator(".past-cases li")).to_have_count(len(past))
+    expect(panel.locator(".past-cases")).to_contain_text("cancelled")
+    expect(panel.locator(".sla")).to_contain_text("Resolution")
+    panel.get_by_label("Merge with another record (its id or e-mail)").fill(str(second))
+    panel.get_by_role("button", name="Merge records").click()
+    expect(panel.locator(".merge-result")).to_contain_text(f"#{second} merged into #{grace['id']}")
+    expect(panel.locator(".record")).to_contain_text("u-4004")
+    assert {i["external_id"] for i in agent.get(f"/customers/{grace['id']}").json()["customer"]["identities"]} >= {"u-1001", "u-4004"}
+    page.context.close()
+
+
 # -- data rights ---------------------------------------------------------------------------------------
 def test_supervisor_exports_then_erases_the_customer_and_nothing_is_left(care: Stack, db: sa.engine.Engine) -> None:
     supervisor, agent = care.login("supervisor"), care.login("agent")
@@ -398,7 +445,8 @@ def test_supervisor_exports_then_erases_the_customer_and_nothing_is_left(care: S
     assert GRACE["email"] in text and OFF_TOPIC in text and "Sorry about the broken parcel" in text
     conversations = data["conversation_ids"]
     assert len(conversations) >= 3  # two widget visits' conversations... and the Telegram one
-    needles = [GRACE["email"], GRACE["name"], GRACE["user_id"], str(CHAT), "Sorry about the broken parcel", *conversations]
+    needles = [GRACE["email"], GRACE["name"], GRACE["user_id"], "u-4004", "G. Hopper", str(CHAT), "Sorry about the broken parcel",
+               *conversations]
     before = scan(db, needles)
     assert any(h.startswith("events.") for h in before), before  # Rasa's tracker lives in this database too
     assert any(h.startswith("mail_outbox.") for h in before) and any(h.startswith("customers.") for h in before)
