@@ -275,3 +275,35 @@ async def test_followup_yes_closes_the_loop_and_telegram_gets_no_mail(world: Wor
     assert [m["To"] for m in inbox.received] == ["dan@example.org"]
     await web.close()
     await web.bus.stop()
+
+
+@pytest.mark.asyncio
+async def test_retention_is_applied_by_the_loop_at_its_interval(world: World, stack: Stack) -> None:
+    import sqlalchemy as sa
+
+    from bot.conversations import UnknownConversation, conversations
+    from core.settings import CustomerSettings
+
+    w = world
+    web = await web_process(w, stack)
+    settings = w.settings.replace(customers=CustomerSettings(retention_days=30, retention_interval_s=3600.0))
+    web.loop.care.rights = DataRights(sync_engine(settings), settings, clock=w.clock)
+    old, recent = await web.router.start_conversation("rest"), await web.router.start_conversation("rest")
+    for conversation in (old, recent):
+        await w.conversations.add_message(conversation.id, "customer", f"my address is 1 Main St ({conversation.id})")
+    async with w.engine.begin() as conn:  # untouched for 40 days
+        await conn.execute(conversations.update().where(conversations.c.id == old.id).values(updated_at=w.clock() - 40 * 86400))
+    assert (await web.loop.tick()).retained == 1
+    with pytest.raises(UnknownConversation):
+        await w.conversations.get(old.id)
+    assert await w.conversations.messages_since(old.id, 0) == []
+    assert [m.text for m in await w.conversations.messages_since(recent.id, 0)] == [f"my address is 1 Main St ({recent.id})"]
+    async with w.engine.begin() as conn:
+        await conn.execute(conversations.update().where(conversations.c.id == recent.id).values(updated_at=w.clock() - 40 * 86400))
+    assert (await web.loop.tick()).retained == 0  # not again before retention_interval_s
+    w.clock.advance(3601)
+    assert (await web.loop.tick()).retained == 1
+    async with w.engine.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(conversations))).scalar() == 0
+    await web.close()
+    await web.bus.stop()
