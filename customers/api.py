@@ -32,6 +32,8 @@ bp = Blueprint("customers_api", url_prefix="/api/agent")
 agents_only = staff("agent", "supervisor")
 supervisors_only = staff("supervisor")
 MAX_QUERY = 200
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL: a larger one names no record
+CONTROL = {chr(c) for c in range(32)} - {"\n", "\t"}
 
 
 def _store(request: Request) -> CustomerStore:
@@ -47,6 +49,8 @@ async def _view(store: CustomerStore, customer: Customer) -> dict[str, Any]:
 
 
 async def _customer(request: Request, customer_id: int) -> Customer:
+    if customer_id > MAX_ID:
+        raise ApiError(404, f"no customer {customer_id}")
     try:
         return await _store(request).get(customer_id)
     except CustomerError as exc:
@@ -57,6 +61,8 @@ async def _customer(request: Request, customer_id: int) -> Customer:
 @agents_only
 async def case_customer(request: Request, case_id: int, me: Account) -> HTTPResponse:
     """The context panel's customer: profile and every past case with its outcome."""
+    if case_id > MAX_ID:
+        raise ApiError(404, f"no case {case_id}")
     try:
         case = await request.app.ctx.queue.get(case_id)
     except CaseError as exc:
@@ -106,6 +112,9 @@ async def edit_customer(request: Request, customer_id: int, me: Account) -> HTTP
     if unknown or not data:
         raise ApiError(400 if me.role == "supervisor" or "tier" not in unknown else 403,
                        f"you may change {', '.join(allowed)}" + (f"; not {', '.join(unknown)}" if unknown else ""))
+    for key, value in data.items():
+        if not isinstance(value, str) or any(c in CONTROL for c in value) or (key != "notes" and "\n" in value):
+            raise ApiError(400, f"'{key}' must be text without control characters" + (" or line breaks" if key != "notes" else ""))
     await _customer(request, customer_id)
     try:
         customer = await _store(request).update(customer_id, **data)
@@ -121,6 +130,8 @@ async def merge_customers(request: Request, me: Account) -> HTTPResponse:
     """Two records of one person become one: identities, conversations, cases and tickets follow."""
     data = read_json(request)
     keep_id, absorb_id = id_value(data.get("keep_id"), "keep_id"), id_value(data.get("absorb_id"), "absorb_id")
+    for customer_id in (keep_id, absorb_id):
+        await _customer(request, customer_id)  # 404 for a record that does not exist
     store = _store(request)
     try:
         customer = await store.merge(keep_id, absorb_id)
@@ -133,6 +144,8 @@ async def merge_customers(request: Request, me: Account) -> HTTPResponse:
 @bp.get("/customers/<customer_id:int>/export")
 @supervisors_only
 async def export_customer(request: Request, customer_id: int, me: Account) -> HTTPResponse:
+    if customer_id > MAX_ID:
+        raise ApiError(404, f"no customer {customer_id}")
     try:
         exported = await asyncio.to_thread(care(request.app).rights.export_customer, customer_id)
     except KeyError:
@@ -148,6 +161,8 @@ async def erase_customer(request: Request, customer_id: int, me: Account) -> HTT
     force = data.get("force", False)
     if not isinstance(force, bool):
         raise ApiError(400, "'force' must be true or false")
+    if customer_id > MAX_ID:
+        raise ApiError(404, f"no customer {customer_id}")
     try:
         erasure = await asyncio.to_thread(care(request.app).rights.erase_customer, customer_id, force)
     except KeyError:

@@ -20,6 +20,13 @@ from handoff.followup import STATUSES, FollowupError
 
 bp = Blueprint("care_api", url_prefix="/api/agent")
 agents_only = staff("agent", "supervisor")
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+
+
+def _known(value: int, what: str) -> int:
+    if value > MAX_ID:
+        raise ApiError(404, f"no {what} {value}")
+    return value
 
 
 @bp.get("/sla")
@@ -27,7 +34,7 @@ agents_only = staff("agent", "supervisor")
 async def sla(request: Request, me: Account) -> HTTPResponse:
     """Time left, state (ok / warn / breached / met / missed) of each timer, per case."""
     one = int_arg(request, "case_id", -1)
-    ids = [one] if one >= 0 else [c.id for c in await request.app.ctx.queue.list("open", limit=500)]
+    ids = [_known(one, "case")] if one >= 0 else [c.id for c in await request.app.ctx.queue.list("open", limit=500)]
     timers = await care(request.app).timers.sla.status(ids)
     return json({"warn_fraction": request.app.ctx.settings.sla.warn_fraction,
                  "cases": {str(case_id): value.to_dict() for case_id, value in timers.items()}})
@@ -57,7 +64,7 @@ async def schedule(request: Request, case_id: int, me: Account) -> HTTPResponse:
     data = read_json(request) if request.body and request.body.strip() else {}
     delay = delay_of(data)
     try:
-        followup = await care(request.app).timers.followups.schedule(case_id, delay, created_by=me.id)
+        followup = await care(request.app).timers.followups.schedule(_known(case_id, "case"), delay, created_by=me.id)
     except FollowupError as exc:
         raise ApiError(404 if str(exc).startswith("no case") else exc.status, str(exc)) from None
     await request.app.ctx.bus.publish("agents", {"type": "followup_scheduled", "followup": followup.to_dict()})
@@ -68,7 +75,7 @@ async def schedule(request: Request, case_id: int, me: Account) -> HTTPResponse:
 @agents_only
 async def cancel(request: Request, followup_id: int, me: Account) -> HTTPResponse:
     try:
-        followup = await care(request.app).timers.followups.cancel(followup_id)
+        followup = await care(request.app).timers.followups.cancel(_known(followup_id, "follow-up"))
     except FollowupError as exc:
         raise ApiError(404 if str(exc).startswith("no follow-up") else exc.status, str(exc)) from None
     await request.app.ctx.bus.publish("agents", {"type": "followup_cancelled", "followup": followup.to_dict()})

@@ -104,5 +104,6 @@ class FollowupFlow:
         await self.bus.publish("agents", {"type": "followup_answered", "followup": followup.to_dict(), "solved": solved})
         if solved or case is None:
             return [await self.control.notice(conversation.id, business.text("followup_solved"), "followup_solved")]
-        await self.control.back_to_queue(case)
+        if case.status == "waiting":  # not when a person already has this customer's new case
+            await self.control.back_to_queue(case)
         return [await self.control.notice(conversation.id, business.text("followup_reopened"), "followup_reopened", case_id=case.id)]

@@ -433,6 +433,29 @@ def test_console_shows_customer_past_cases_sla_and_followups_and_merges(care: St
     page.context.close()
 
 
+def test_customer_api_bad_input_is_a_clear_4xx_and_changes_nothing(care: Stack) -> None:
+    agent, supervisor = care.login("agent"), care.login("supervisor")
+    [grace] = agent.get("/customers", email=GRACE["email"]).json()["customers"]
+    path = f"/api/agent/customers/{grace['id']}"
+    for body, status in (({"name": "x\u0000y"}, 400), ({"name": "two\nlines"}, 400), ({"email": 5}, 400), ({"tier": "platinum"}, 403),
+                         ({"shoe_size": "9"}, 400), ({}, 400)):
+        response = care.http.put(path, json=body, headers=agent.headers)
+        assert response.status_code == status, (body, response.text)
+    assert care.http.put(path, json={"notes": "prefers e-mail\ncalls after 5"}, headers=agent.headers).status_code == 200
+    tiered = care.http.put(path, json={"tier": "GOLD"}, headers=supervisor.headers)
+    assert tiered.status_code == 200 and tiered.json()["customer"]["tier"] == "gold"
+    assert agent.get(f"/customers/{grace['id']}").json()["customer"]["notes"] == "prefers e-mail\ncalls after 5"
+    assert agent.post("/customers/merge", {"keep_id": grace["id"], "absorb_id": 2**40}).status_code == 404
+    assert agent.post("/customers/merge", {"keep_id": grace["id"], "absorb_id": 987654}).status_code == 404
+    assert agent.get("/customers").status_code == 400
+    assert agent.get("/customers", q="100%_sure").json()["customers"] == []
+    assert agent.get(f"/customers/{2**40}").status_code == 404
+    assert supervisor.get(f"/customers/{2**40}/export").status_code == 404
+    assert agent.get("/followups", status="everything").status_code == 400
+    assert agent.post(f"/followups/{2**40}/cancel").status_code == 404
+    assert agent.get("/sla", case_id="abc").status_code == 400
+
+
 # -- data rights ---------------------------------------------------------------------------------------
 def test_supervisor_exports_then_erases_the_customer_and_nothing_is_left(care: Stack, db: sa.engine.Engine) -> None:
     supervisor, agent = care.login("supervisor"), care.login("agent")
