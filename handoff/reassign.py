@@ -99,7 +99,9 @@ class Reassigner:
         done: list[Reassignment] = []
         for row in rows:
             agent = states.get(row["agent_id"])
-            decision = decide(self.settings, row["team"], row["agent_id"], bool(agent and agent.present), waits[row["id"]], now, free)
+            last_sign = max(row["claimed_at"] or 0.0, agent.seen_at if agent else 0.0)
+            present = bool(agent and (agent.present or now - last_sign < self.settings.offline_grace_s))
+            decision = decide(self.settings, row["team"], row["agent_id"], present, waits[row["id"]], now, free)
             if decision.action == "keep":
                 continue
             moved = await self.apply(row["id"], row["agent_id"], decision, {s.account_id: s.capacity for s in free})

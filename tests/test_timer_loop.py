@@ -161,6 +161,8 @@ async def test_quiet_then_offline_agent_reassigns_and_tells_everyone_once(world:
 
     await w.presence.went_away(bob.id)  # bob closes his console; ada is still quiet, so no one is free
     await w.presence.set_status(ada.id, "offline")
+    assert (await one.loop.tick()).tick.reassigned == []  # bob's console may come back within offline_grace_s
+    w.clock.advance(w.settings.reassign.offline_grace_s)
     first, second = await asyncio.gather(one.loop.tick(), two.loop.tick())
     [back] = first.tick.reassigned + second.tick.reassigned
     assert (back.decision.action, back.decision.reason, back.from_agent_id) == ("to_queue", "agent_offline", bob.id)
