@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 import websockets
@@ -37,8 +38,6 @@ from tests.conftest import Agent, Stack, free_port, postgres_url, stack_settings
 from tests.fakes.telegram_api import FakeTelegramServer
 from tests.test_data_rights import scan
 from tests.test_mail import Inbox, authenticator
-
-import httpx
 
 SITE_SECRET = "shop-secret-known-only-to-the-shop-and-tandem"
 CHAT = 990012345  # the Telegram user (private chat id == user id)
