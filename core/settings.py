@@ -73,8 +73,8 @@ class ReassignSettings:
     wait_s: float = 180.0  # the customer has waited this long for the assigned agent's reply
     team_wait_s: dict[str, float] = field(default_factory=dict, hash=False)  # per-team override of wait_s
     target: str = "agent"  # agent: the next free agent of the team, else the queue | queue: always the queue
-    # An agent not present (console closed or set offline) keeps a chat this long after claiming it or
-    # last checking in before it moves: a console that reconnects, or an API claim, is not "gone".
+    # An agent who is online or away but whose console stopped checking in keeps a chat this long after
+    # claiming it or last checking in before it moves (a reconnecting console is not "gone").
     offline_grace_s: float = 60.0
 
 

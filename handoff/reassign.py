@@ -99,8 +99,10 @@ class Reassigner:
         done: list[Reassignment] = []
         for row in rows:
             agent = states.get(row["agent_id"])
+            # Gone = said they were working (online/away) and their console stopped checking in. An agent
+            # whose status is offline (an API client never sets one) keeps their chats: only "quiet" applies.
             last_sign = max(row["claimed_at"] or 0.0, agent.seen_at if agent else 0.0)
-            present = bool(agent and (agent.present or now - last_sign < self.settings.offline_grace_s))
+            present = agent is None or agent.present or agent.status == "offline" or now - last_sign < self.settings.offline_grace_s
             decision = decide(self.settings, row["team"], row["agent_id"], present, waits[row["id"]], now, free)
             if decision.action == "keep":
                 continue
