@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from conversations.store import Conversation, ConversationStore, DuplicateMessage, Message, Receipt
 from bot.hooks import ConversationHooks
@@ -160,6 +160,9 @@ class Router:
         self.hours = waiting.hours
         self.tickets = waiting.tickets
         self.hooks: list[ConversationHooks] = []  # other rooms' plug-ins (server/services.py: the CSAT prompt)
+        # Set by the composition root (server/services.py): a follow-up's answer is taken before
+        # anything else sees the message; None (no follow-up answered) lets it through.
+        self.followup_answers: Callable[[Conversation, str, str | None], Awaitable[list[Message] | None]] | None = None
 
     # -- conversations ---------------------------------------------------------------------
     async def start_conversation(self, channel: str, external_id: str | None = None, customer_name: str = "") -> Conversation:
@@ -255,6 +258,10 @@ class Router:
     async def _handle_customer(self, conversation: Conversation, text: str, payload: str | None) -> list[Message]:
         await self.events.record(conversation.id, "message_in", conversation.channel, length=len(text))
         await self._note_language(conversation, text, payload)
+        if self.followup_answers is not None:
+            answered = await self.followup_answers(conversation, text, payload)
+            if answered is not None:
+                return answered
         to_rasa = payload or text
         if conversation.mode == "bot":
             for hook in self.hooks:
@@ -403,6 +410,26 @@ class Router:
             f"{agent.display_name} has passed your chat to our {team} team. You're number {position} in the queue.",
             kind="transferred", buttons=[BACK_TO_BOT],
         )
+
+    # -- notices from the case timers (handoff/timer_loop.py, handoff/followup_flow.py) --------
+    async def notice(self, conversation_id: str, text: str, kind: str, buttons: list[dict[str, str]] | None = None,
+                     **data: Any) -> Message:
+        """A bot notice said into this conversation whatever its mode: stored, then sent by its channel."""
+        conversation = await self.conversations.get(conversation_id)
+        return await self._say(conversation, "system", text, kind=kind, **({"buttons": buttons} if buttons else {}), **data)
+
+    async def back_to_queue(self, case: Case) -> int:
+        """The case waits for a person again (its agent went quiet, a follow-up reopened it): the
+        conversation waits too, the bot stays paused. Returns the customer's place (0: not waiting)."""
+        conversation = await self.conversations.get(case.conversation_id)
+        if not await self.conversations.switch_mode(conversation.id, ("human", "waiting", "bot"), "waiting", case.id):
+            return 0
+        if conversation.mode == "bot":
+            await self._append_to_tracker(conversation.id, [{"event": "pause"}])
+        position = await self.queue.position(case.id)
+        await self.queue.mark_notified(case.id, position)
+        await self.bus.publish("agents", {"type": "case_opened", "case": case.to_dict()})
+        return position
 
     # -- tickets: leave a message when no one can chat ---------------------------------------
     async def _start_ticket(self, conversation: Conversation) -> list[Message]:

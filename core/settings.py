@@ -30,6 +30,7 @@ class CustomerSettings:
     identity_max_lifetime_s: float = 86400.0  # a signed identity valid longer than this is refused
     identity_clock_skew_s: float = 60.0  # tolerated difference between the site's clock and ours
     retention_days: int = 0  # conversations untouched this long are erased; 0 keeps them forever
+    retention_interval_s: float = 3600.0  # how often the web process's timer loop applies retention
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class ReassignSettings:
     wait_s: float = 180.0  # the customer has waited this long for the assigned agent's reply
     team_wait_s: dict[str, float] = field(default_factory=dict, hash=False)  # per-team override of wait_s
     target: str = "agent"  # agent: the next free agent of the team, else the queue | queue: always the queue
+    # An agent who is online or away but whose console stopped checking in keeps a chat this long after
+    # claiming it or last checking in before it moves (a reconnecting console is not "gone").
+    offline_grace_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class FollowupSettings:
 
     delay_s: float = 86400.0  # default time from closing to asking
     answer_timeout_s: float = 259200.0  # an unanswered question is closed as no_answer after this
+    auto_teams: tuple[str, ...] = ("complaints",)  # closing a case of these teams schedules one unless the agent says no
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,20 @@ class Business:
     # missing here falls back to core/texts.py's domain-neutral Chinese default (issue 16).
     zh: dict[str, str] = field(default_factory=dict, hash=False)
 
+    # Case care (handoff/timer_loop.py, handoff/followup_flow.py): reassignment and follow-up texts.
+    reassigned_agent: str = "Sorry for the wait. Another member of our team is taking over your chat."
+    reassigned_queue: str = "Sorry for the wait. Your chat is back in the queue for the next free person from our team."
+    followup_question: str = "Hello again from {name}. Last time you contacted us about a problem: is it solved now?"
+    followup_yes: str = "Yes, it's solved"  # the answer buttons' titles (typing them counts too)
+    followup_no: str = "No, not yet"
+    followup_solved: str = "Thank you for letting us know. We're glad it's solved!"
+    followup_reopened: str = "Sorry to hear that. We've reopened your request for our team; a person will be with you soon."
+    followup_mail_hint: str = "You can answer in the chat where we talked, with the buttons under this question."
+
     TEXTS = ("greeting", "goodbye", "welcome", "glad", "deny", "bot_challenge", "refusal", "rephrase", "handoff", "back_to_bot",
-             "csat_question", "csat_comment", "csat_no_comment", "csat_thanks")
+             "csat_question", "csat_comment", "csat_no_comment", "csat_thanks",
+             "reassigned_agent", "reassigned_queue", "followup_question", "followup_yes", "followup_no", "followup_solved",
+             "followup_reopened", "followup_mail_hint")
 
     def text(self, key: str, lang: str = "en") -> str:
         """One text with {name} and {covers} filled in, in the customer's language (en | zh)."""

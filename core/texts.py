@@ -29,6 +29,14 @@ BUSINESS_ZH: dict[str, str] = {
     "csat_comment": "谢谢！还有什么想补充的吗？请直接输入，或点「不用了」。",
     "csat_no_comment": "不用了",
     "csat_thanks": "感谢您的评价！",
+    "reassigned_agent": "抱歉让您久等了。我们的另一位同事正在接手您的对话。",
+    "reassigned_queue": "抱歉让您久等了。您的对话已重新排队，将由下一位空闲的客服为您服务。",
+    "followup_question": "您好，这里是{name}。您上次联系我们反映的问题，现在解决了吗？",
+    "followup_yes": "已经解决了",
+    "followup_no": "还没有",
+    "followup_solved": "感谢您的反馈，很高兴问题已经解决！",
+    "followup_reopened": "很抱歉听到这个消息。我们已为您重新开启工单，客服会尽快与您联系。",
+    "followup_mail_hint": "您可以在我们之前对话的窗口里，点击问题下方的按钮回复。",
 }
 
 NOTICES: dict[str, dict[str, str]] = {

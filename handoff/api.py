@@ -16,6 +16,8 @@ from core.ratelimit import client_address, limiter
 from handoff.accounts import Account, Accounts, AuthError, session_key
 from handoff.control import ConversationControl
 from handoff.queue import CaseError, CaseQueue
+from handoff.care import care, wants_followup
+from handoff.care_api import delay_of
 from handoff.services import services
 
 bp = Blueprint("agent_api", url_prefix="/api/agent")
@@ -138,10 +140,17 @@ async def close(request: Request, case_id: int, me: Account) -> HTTPResponse:
     resolution = data.get("resolution", "resolved")
     if resolution not in RESOLUTIONS:
         raise ApiError(400, f"resolution must be one of {', '.join(RESOLUTIONS)}")
+    asked = data.get("followup")  # true / false / absent (complaints: yes by default); delay_s optional
+    if asked is not None and not isinstance(asked, bool):
+        raise ApiError(400, "'followup' must be true or false")
+    delay = delay_of(data)
     try:
         case = await _queue(request).close(case_id, me.id, resolution)
     except CaseError as exc:
         raise ApiError(exc.status, str(exc)) from None
     await _control(request).hand_back(case, me, resolution)
     await request.app.ctx.bus.publish("agents", {"type": "case_closed", "case": case.to_dict(), "agent_id": me.id})
-    return json({"case": case.to_dict()})
+    followup = None
+    if wants_followup(request.app.ctx.settings, case, asked):
+        followup = (await care(request.app).timers.followups.schedule(case.id, delay, created_by=me.id)).to_dict()
+    return json({"case": case.to_dict(), "followup": followup})

@@ -17,6 +17,7 @@ from core.http import ApiError, id_value, read_json
 from handoff.accounts import Account
 from handoff.presence import STAFF_ROLES, PresenceError
 from handoff.queue import Case, CaseError
+from handoff.care import mail_ticket_reply
 from handoff.services import services
 from handoff.tickets import TicketError
 
@@ -24,7 +25,8 @@ bp = Blueprint("agent_console_api", url_prefix="/api/agent")
 agents_only = staff("agent", "supervisor")
 supervisors_only = staff("supervisor")
 MAX_NOTE = 4000
-CONTEXT_KINDS = ("answered", "missed", "escalated", "transferred", "ticket_opened", "left_queue", "handed_back", "claimed")
+CONTEXT_KINDS = ("answered", "missed", "escalated", "transferred", "ticket_opened", "left_queue", "handed_back", "claimed",
+                 "reassigned", "sla_breached", "followup_asked", "followup_answered")
 
 
 async def _case(request: Request, case_id: int) -> Case:
@@ -267,8 +269,9 @@ async def reply_ticket(request: Request, ticket_id: int, me: Account) -> HTTPRes
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     await store.set_reply_message(reply["id"], message["id"])
+    mail_id = await mail_ticket_reply(request.app, ticket, text)  # and by e-mail when the contact is an address
     await _publish(request, {"type": "ticket_updated", "ticket_id": ticket_id})
-    return json({"reply": {**reply, "message_id": message["id"]}, "message": message}, status=201)
+    return json({"reply": {**reply, "message_id": message["id"], "mail_id": mail_id}, "message": message}, status=201)
 
 
 @bp.post("/tickets/<ticket_id:int>/close")

@@ -37,3 +37,12 @@ class ConversationControl(Protocol):
     async def ticket_reply(self, conversation_id: str, agent: Account, text: str) -> dict[str, Any]:
         """An agent's answer to a ticket, said in the customer's conversation (stored either way)."""
         ...
+
+    async def notice(self, conversation_id: str, text: str, kind: str, buttons: list[dict[str, str]] | None = None,
+                     **data: Any) -> Any:
+        """A bot notice into the conversation whatever its mode (reassignment, follow-up question)."""
+        ...
+
+    async def back_to_queue(self, case: Case) -> int:
+        """The case is waiting again: the conversation waits for a person; returns the place in the queue."""
+        ...

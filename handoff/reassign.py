@@ -99,7 +99,11 @@ class Reassigner:
         done: list[Reassignment] = []
         for row in rows:
             agent = states.get(row["agent_id"])
-            decision = decide(self.settings, row["team"], row["agent_id"], bool(agent and agent.present), waits[row["id"]], now, free)
+            # Gone = said they were working (online/away) and their console stopped checking in. An agent
+            # whose status is offline (an API client never sets one) keeps their chats: only "quiet" applies.
+            last_sign = max(row["claimed_at"] or 0.0, agent.seen_at if agent else 0.0)
+            present = agent is None or agent.present or agent.status == "offline" or now - last_sign < self.settings.offline_grace_s
+            decision = decide(self.settings, row["team"], row["agent_id"], present, waits[row["id"]], now, free)
             if decision.action == "keep":
                 continue
             moved = await self.apply(row["id"], row["agent_id"], decision, {s.account_id: s.capacity for s in free})

@@ -176,3 +176,9 @@ class TicketStore:
             ticket = await self.get(ticket_id)
             raise TicketError(f"ticket {ticket_id} is {ticket.status}")
         return await self.get(ticket_id)
+
+    async def contacts_for(self, conversation_id: str) -> list[str]:
+        """The contacts the customer left on this conversation's tickets, newest first (follow-up mail)."""
+        query = sa.select(tickets.c.contact).where(tickets.c.conversation_id == conversation_id, tickets.c.contact != "").order_by(tickets.c.id.desc())
+        async with self._engine.connect() as conn:
+            return [r[0] for r in (await conn.execute(query)).all()]

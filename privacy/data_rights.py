@@ -56,6 +56,10 @@ class DataRights:
         self.registry = registry or default_registry()
         self._clock = clock
 
+    def dispose(self) -> None:
+        """Close the engine's connections (the web process's shutdown)."""
+        self._engine.dispose()
+
     def subject_for_customer(self, conn: sa.engine.Connection, customer_id: int) -> Subject:
         """The customer, every record merged into them, their conversations and addresses."""
         ids = {customer_id}

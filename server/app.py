@@ -21,7 +21,8 @@ from core.settings import Settings
 from editor import api as editor_api
 from editor import persona_api
 from handoff import api as agent_api
-from handoff import console_ws
+from handoff import care_api, console_ws, customers_api
+from privacy import api as privacy_api
 from reports import api as reports_api
 from server import services as composition
 from server.schema import create_schema
@@ -39,7 +40,8 @@ def create_app(settings: Settings) -> Sanic:
     app.ctx.log = logging.getLogger("tandem.web")
     install_error_handler(app)
     install_security_headers(app, widget_channel.STATIC / "demo.html")
-    for blueprint in (rest.bp, widget_channel.bp, telegram.bp, agent_api.bp, console_ws.bp, editor_api.bp, reports_api.bp, persona_api.bp):
+    for blueprint in (rest.bp, widget_channel.bp, telegram.bp, agent_api.bp, console_ws.bp, customers_api.bp, care_api.bp,
+                      privacy_api.bp, editor_api.bp, reports_api.bp, persona_api.bp):
         app.blueprint(blueprint)
 
     @app.before_server_start

@@ -25,8 +25,14 @@ from core.db import async_engine, sync_engine
 from core.persona import AsyncPersona
 from core.ratelimit import RateLimiter, make_store
 from core.settings import Settings
+from customers.store import CustomerStore
 from handoff.accounts import Accounts
 from handoff.assignment import CaseAssignment
+from handoff.care import CareServices
+from handoff.followup_flow import FollowupFlow
+from handoff.history import CaseHistory
+from handoff.timer_loop import TimerLoop
+from handoff.timers import CaseTimers
 from handoff.control import ConversationControl
 from handoff.dispatch import Dispatcher
 from handoff.notes import CannedResponses, NoteStore
@@ -34,6 +40,8 @@ from handoff.queue import CaseQueue
 from handoff.services import ConsoleServices, WaitingRoom
 from knowledge.base import KnowledgeBase
 from knowledge.store import FaqStore
+from mail.outbox import Outbox
+from privacy.data_rights import DataRights
 from reports import rollup
 from reports.csat_prompt import CsatPrompter
 from reports.schema import ensure_indexes
@@ -58,6 +66,9 @@ class Services:
     console: ConsoleServices
     knowledge: KnowledgeBase
     knowledge_ready: asyncio.Future[None]
+    care: CareServices  # customers, SLA timers, reassignment, follow-ups, mail (handoff/care.py)
+    timer_loop: TimerLoop  # acts on time: reassignment, SLA breaches, follow-ups, mail, retention
+    data_rights: DataRights  # export and erasure of one customer, retention (privacy/)
     csat_prompt: CsatPrompter  # satisfaction asked after a hand-back, a goodbye or a quiet spell
     reports_engine: sa.engine.Engine  # the reports' queries and their rollup run on it, in threads
     telegram: TelegramChannel | None = None
@@ -75,6 +86,7 @@ class Services:
             self.telegram.start()
         self.tasks.append(asyncio.create_task(self._warm_up()))
         self.csat_prompt.start()
+        self.timer_loop.start()
         # The reports' pre-aggregation is built and checked in the background (reports/rollup.py).
         self.tasks.append(asyncio.create_task(rollup.keep_fresh(self.reports_engine, self.settings.reports_full_check_s)))
 
@@ -90,9 +102,11 @@ class Services:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.timer_loop.stop()
         await self.csat_prompt.stop()
         self.csat_prompt.sync_engine.dispose()
         self.reports_engine.dispose()
+        self.data_rights.dispose()
         await self.console.dispatcher.stop()
         if self.telegram is not None:
             await self.telegram.stop()
@@ -133,9 +147,20 @@ async def build(settings: Settings) -> Services:
     await asyncio.to_thread(ensure_indexes, reports_engine)
     csat_prompt = CsatPrompter(settings, engine, sync_engine(settings), persona, router.say)
     router.hooks.append(csat_prompt)
+    accounts = Accounts(engine, settings.agent_session_hours)
+    data_rights = DataRights(sync_engine(settings), settings)
+    customers = CustomerStore(engine)
+    timers = CaseTimers(engine, settings, queue, waiting.presence)
+    outbox = Outbox(engine, settings.mail)
+    flow = FollowupFlow(settings, timers.followups, router, conversations, customers, waiting.tickets, outbox, persona, bus)
+    care = CareServices(customers, timers, flow, outbox, CaseHistory(engine), data_rights.apply_retention)
+    router.followup_answers = flow.answer  # a follow-up's answer is taken before anything else sees it
+    timer_loop = TimerLoop(care, queue, accounts, console.notes, router, bus, persona, settings.dispatch_interval_s,
+                           settings.customers.retention_interval_s)
     return Services(
         settings=settings, engine=engine, persona=persona, bus=bus, rasa=rasa,
-        events=events, accounts=Accounts(engine, settings.agent_session_hours), queue=queue, conversations=conversations,
+        events=events, accounts=accounts, queue=queue, conversations=conversations,
         limiter=RateLimiter(settings, make_store(settings, engine)), router=router, control=router, console=console,
-        knowledge=knowledge, knowledge_ready=ready, csat_prompt=csat_prompt, reports_engine=reports_engine,
+        knowledge=knowledge, knowledge_ready=ready, care=care, timer_loop=timer_loop, data_rights=data_rights,
+        csat_prompt=csat_prompt, reports_engine=reports_engine,
     )

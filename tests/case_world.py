@@ -58,9 +58,9 @@ class World:
         return [e["kind"] for e in await self.events.for_conversation(conversation_id)]
 
 
-async def make_world(kind: str, tmp_path: Path, name: str) -> World:
+async def make_world(kind: str, tmp_path: Path, name: str, **more: Any) -> World:
     overrides = {"database_url": postgres_url(name)} if kind == "postgresql" else {}
-    settings = stack_settings(tmp_path, **overrides)
+    settings = stack_settings(tmp_path, **overrides, **more)
     await asyncio.to_thread(create_schema, settings)
     engine = async_engine(settings)
     queue = CaseQueue(engine)

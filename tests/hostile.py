@@ -107,6 +107,18 @@ RULES: dict[str, Any] = {
     "POST /api/reports/qa/reviews/<review_id:int>": frozenset({"supervisor"}),
     "GET /api/reports/qa/mine": AGENTS,
     "GET /api/reports/mine": AGENTS,
+    # customers and case care (customers/api.py, handoff/care_api.py; issue 12)
+    "GET /api/agent/cases/<case_id:int>/customer": AGENTS,
+    "GET /api/agent/customers": AGENTS,
+    "GET /api/agent/customers/<customer_id:int>": AGENTS,
+    "PUT /api/agent/customers/<customer_id:int>": AGENTS,
+    "POST /api/agent/customers/merge": AGENTS,
+    "GET /api/agent/customers/<customer_id:int>/export": frozenset({"supervisor"}),
+    "POST /api/agent/customers/<customer_id:int>/erase": frozenset({"supervisor"}),
+    "GET /api/agent/sla": AGENTS,
+    "GET /api/agent/followups": AGENTS,
+    "POST /api/agent/cases/<case_id:int>/followup": AGENTS,
+    "POST /api/agent/followups/<followup_id:int>/cancel": AGENTS,
 }
 WEBSOCKETS = {"GET /widget/ws", "GET /api/agent/ws"}
 PARAM = re.compile(r"<(\w+):(\w+)>")
@@ -208,6 +220,7 @@ def credentials(http: httpx.Client, passwords: dict[str, tuple[str, str]]) -> Cr
     return Credentials(
         str(http.base_url), tokens, conversation["token"], conversation["conversation_id"], widget["token"],
         ids={"case_id": case_id, "account_id": me, "canned_id": canned, "ticket_id": 1, "review_id": 1, "faq_id": faq,
+             "customer_id": 1, "followup_id": 1,
              "conversation_id": conversation["conversation_id"]},
         passwords=passwords,
     )

@@ -74,6 +74,8 @@ async def test_offline_agent_sends_the_case_back_to_the_queue(world: World) -> N
     reassigner = Reassigner(w.engine, w.presence, ReassignSettings(wait_s=600.0), clock=w.clock)
     assert await reassigner.sweep() == []
     await w.presence.went_away(ada.id)  # console closed
+    assert await reassigner.sweep() == []  # a console may reconnect: offline_grace_s first
+    w.clock.advance(ReassignSettings().offline_grace_s)
     [moved] = await reassigner.sweep()
     assert (moved.decision.action, moved.decision.reason) == ("to_queue", "agent_offline")
     now = await w.queue.get(case.id)

@@ -270,6 +270,8 @@ class TelegramChannel:
     async def _customer_says(self, update: Update, text: str | None, payload: str | None = None) -> Conversation | None:
         """Hand one customer message to the router, then send what is due in this chat."""
         conversation = await self._conversation(update)
+        if "customer_id" not in conversation.profile and update.effective_user is not None:
+            await self._link(conversation, update.effective_user)
         try:
             await self.router.customer_message(conversation.id, text, payload)
         except InvalidMessage as exc:
@@ -277,6 +279,16 @@ class TelegramChannel:
             return None
         await self.outbox.drain(conversation.id)
         return conversation
+
+    async def _link(self, conversation: Conversation, user: Any) -> None:
+        """The Telegram user id is the customer's identity (Telegram vouches for it): linked on the
+        first message, so the tier of a known customer counts from their first turn."""
+        from customers.linking import link_telegram
+        from customers.store import CustomerStore
+
+        name = (user.full_name or "")[:120]
+        customer = await link_telegram(CustomerStore(self.engine), self.router.conversations, conversation.id, user.id, name)
+        conversation.profile = {**conversation.profile, "customer_id": customer.id, **({"tier": customer.tier} if customer.tier else {})}
 
     async def _notice(self, update: Update, text: str) -> None:
         """A channel-level hint that is not part of the transcript (the router never saw the input)."""

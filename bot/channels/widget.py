@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, Awaitable, TypeVar
 
@@ -135,6 +136,8 @@ async def _session(request: Request) -> HTTPResponse:
         conversation = await _conversation_of(request, token)
         if conversation.profile.get("site_key") != site_key:
             raise ApiError(403, "this conversation belongs to another site")
+        if not await _link_identity(request, conversation.id, site_key, data.get("identity"), conversation.profile):
+            raise ApiError(401, "this conversation belongs to another signed-in customer; start a new one")
         body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": True,
                 "business": await _business(request, str(conversation.profile.get("lang") or "en"))}
         return json_response(body, headers=CORS_HEADERS)
@@ -143,10 +146,38 @@ async def _session(request: Request) -> HTTPResponse:
     # The host page's (or browser's) language is the conversation's until the customer writes (core/language.py).
     lang = normalise_tag(data.get("lang") if isinstance(data.get("lang"), str) else None) or "en"
     await router.conversations.update_profile(conversation.id, site_key=site_key, lang=lang)
+    await _link_identity(request, conversation.id, site_key, data.get("identity"))
     token = tokens.sign(request.app.ctx.settings.secret(), conversation.id)
     body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": False,
             "business": await _business(request, lang)}
     return json_response(body, status=201, headers=CORS_HEADERS)
+
+
+async def _link_identity(request: Request, conversation_id: str, site_key: str, identity: Any,
+                         profile: dict[str, Any] | None = None) -> bool:
+    """The host page's signed identity (docs/customers.md) links the conversation to the customer;
+    unsigned, forged or expired ones are ignored and the chat works as an anonymous one.
+
+    False when a conversation that a signed-in customer had is resumed by anyone else (another
+    user, or nobody signed in, on a shared browser): the widget then starts a new conversation.
+    """
+    from customers.identity import verify_identity
+    from customers.linking import link_site_identity
+    from handoff.care import care
+
+    settings, store = request.app.ctx.settings.customers, care(request.app).customers
+    verified = verify_identity(site_key, identity.get("payload"), identity.get("signature"), time.time(), settings=settings) \
+        if isinstance(identity, dict) else None
+    owner = (profile or {}).get("signed_in_customer")
+    if owner is not None:
+        found = None if verified is None else await store.find_by_identity(verified.channel, verified.user_id)
+        return found is not None and found.id == owner
+    if verified is None:
+        return True
+    customer = await link_site_identity(store, _router(request).conversations, settings, conversation_id, site_key, identity, time.time())
+    if customer is not None:
+        await _router(request).conversations.update_profile(conversation_id, signed_in_customer=customer.id)
+    return True
 
 
 async def _business(request: Request, lang: str = "en") -> dict[str, str]:

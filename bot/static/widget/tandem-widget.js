@@ -4,6 +4,8 @@
  *           data-tandem-url="https://HOST" async></script>
  * Optional: data-title="Chat with us", data-lang="zh-CN" | "en" (else the host page's <html lang>,
  * else the browser's language; Chinese and English are built in).
+ * data-identity='{"payload": {...}, "signature": "..."}': the signed-in customer as your server
+ * signed it (docs/customers.md; anything unsigned is ignored).
  *
  * Everything lives in a shadow root (styles cannot leak either way) and the only global is
  * `TandemWidget`. All text from the server is rendered with textContent; links become <a>
@@ -20,6 +22,7 @@
   // The header shows data-title if the host page sets one, else the business's name from
   // Tandem's settings (the session answer carries it: editor/persona_api.py).
   var FIXED_TITLE = script && script.getAttribute("data-title");
+  var IDENTITY = readIdentity(script && script.getAttribute("data-identity"));
   // The widget's own words in the host page's language (issue 16). The server answers each
   // message in the language it was written in; this only sets the frame and the first language.
   var STRINGS = {
@@ -315,8 +318,20 @@
     }
   }
 
+  /** The host page's signed identity: passed on as it is, the server checks the signature. */
+  function readIdentity(text) {
+    if (!text) { return null; }
+    try {
+      var value = JSON.parse(text);
+      return value && typeof value === "object" ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   function session(token) {
     var body = { site_key: SITE_KEY, lang: LANG };
+    if (IDENTITY) { body.identity = IDENTITY; }
     if (token) { body.token = token; }
     var abort = window.AbortController ? new AbortController() : null;
     var timer = abort ? setTimeout(function () { abort.abort(); }, 10000) : null; // a silent network is a failure

@@ -12,6 +12,7 @@ const state = {
   canned: [],
   waiting: new Map(),  // case id -> case
   assigned: new Map(), // case id -> case
+  sla: {},             // case id -> {first_response, resolution} timers (GET /sla)
   tabs: new Map(),     // "case:7" | "ticket:3" -> {kind, id, button, panel, cursorIds:Set, conversationId}
   active: null,
   unseen: 0,
@@ -137,6 +138,11 @@ function handle(message) {
     case "presence": return presenceChanged(message.agent);
     case "note": return noteAdded(message.case_id, message.note);
     case "ticket_opened": case "ticket_updated": notifyNew(message.type === "ticket_opened"); return refreshTickets();
+    case "case_reassigned": return caseReassigned(message);
+    case "sla_breached": return refreshSla();
+    case "followup_scheduled": case "followup_asked": case "followup_answered": case "followup_cancelled": case "followup_unanswered":
+      return refreshFollowups();
+    case "customer_updated": case "customer_erased": return reloadCustomers();
     default: return undefined;
   }
 }
@@ -157,6 +163,8 @@ async function hello(message) {
   refreshAgents();
   refreshTickets();
   loadCanned();
+  refreshSla();
+  refreshFollowups();
   // After a reconnect (or a server restart) reload every open tab from the database.
   for (const tab of state.tabs.values()) reloadTab(tab);
   for (const c of state.assigned.values()) if (c.agent_id === state.me.id && !state.tabs.has("case:" + c.id)) openCase(c.id, false);
@@ -181,7 +189,7 @@ function caseItem(c, extra) {
     el("span", { class: "tag", text: c.team || "any team" }),
     el("span", { class: "tag", text: c.channel }),
     c.tier ? el("span", { class: "tag", text: c.tier }) : null,
-    el("span", { class: "tag prio", text: `priority ${c.priority}` }));
+    el("span", { class: "tag prio", text: `priority ${c.priority}` }), slaTag(c));
   const meta = el("div", { class: "meta case-meta" });
   li.append(line, tags, meta);
   return li;
@@ -442,7 +450,10 @@ function wireCase(tab) {
   $(".close-form", panel).addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      await api("POST", `/cases/${tab.id}/close`, { resolution: $(".resolution", panel).value });
+      const body = { resolution: $(".resolution", panel).value };
+      const followup = $(".followup", panel).value;
+      if (followup) body.followup = followup === "yes";
+      await api("POST", `/cases/${tab.id}/close`, body);
       removeTab("case:" + tab.id);
       scheduleRefresh();
     } catch (error) { $(".chat-error", panel).textContent = error.message; }
@@ -468,6 +479,7 @@ function wireCase(tab) {
     const item = state.canned.find((c) => String(c.id) === $(".canned", panel).value);
     if (item) insertText(tab, item.text);
   });
+  $(".merge-form", panel).addEventListener("submit", (event) => { event.preventDefault(); mergeCustomer(tab); });
   $(".note-form", panel).addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = $(".note-text", panel).value.trim();
@@ -586,6 +598,8 @@ function renderContext(tab, data) {
   if (!candidates.length) $(".candidates", panel).append(el("li", { text: "no FAQ candidates recorded" }));
   $(".notes", panel).replaceChildren();
   for (const note of data.notes) noteAdded(tab.id, note);
+  renderSla(tab);
+  loadCustomer(tab);
 }
 
 function noteAdded(caseId, note) {
@@ -712,3 +726,113 @@ async function loadQuality() {
 }
 
 $("#quality-button").addEventListener("click", () => { loadQuality().catch((e) => { $("#quality").textContent = String(e); }); });
+
+// -- customers, SLA timers, follow-ups (issue 12) --------------------------------------------
+function duration(seconds) {
+  const s = Math.abs(Math.round(seconds));
+  const text = s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return seconds < 0 ? `${text} over` : `${text} left`;
+}
+
+function timerText(name, t) {
+  if (!t) return "";
+  if (t.state === "met") return `${name}: met`;
+  if (t.state === "missed") return `${name}: missed`;
+  return `${name}: ${duration(t.left_s)}${t.state === "warn" ? " (breach soon)" : t.state === "breached" ? " (breached)" : ""}`;
+}
+
+function worstState(sla) {
+  const order = ["ok", "met", "warn", "missed", "breached"];
+  return [sla.first_response.state, sla.resolution.state].sort((a, b) => order.indexOf(b) - order.indexOf(a))[0];
+}
+
+function slaTag(c) {
+  const sla = state.sla && state.sla[String(c.id)];
+  if (!sla) return null;
+  const running = ["ok", "warn", "breached"].includes(sla.first_response.state) ? ["first reply", sla.first_response] : ["resolution", sla.resolution];
+  return el("span", { class: `tag sla sla-${worstState(sla)}`, "data-sla-case": String(c.id), text: timerText(running[0], running[1]) });
+}
+
+async function refreshSla() {
+  try {
+    state.sla = (await api("GET", "/sla")).cases;
+    renderQueue();
+    renderOpen();
+    for (const tab of state.tabs.values()) if (tab.kind === "case") renderSla(tab);
+  } catch (error) { console.warn(error); }
+}
+setInterval(() => { if (state.me) refreshSla(); }, 5000);  // time left ticks, warnings appear before a breach
+
+function renderSla(tab) {
+  const sla = state.sla && state.sla[String(tab.id)];
+  const target = $(".sla", tab.panel);
+  if (!target) return;
+  if (!sla) { dl(target, [["Timers", "not running (case closed)"]]); return; }
+  dl(target, [["First reply", timerText("first reply", sla.first_response)], ["Resolution", timerText("resolution", sla.resolution)]]);
+  target.dataset.state = worstState(sla);
+}
+
+function caseReassigned(message) {
+  const c = message.case;
+  const mine = state.me && (message.from_agent_id === state.me.id || message.to_agent_id === state.me.id);
+  if (mine || state.me.role === "supervisor") {
+    const why = message.reason === "agent_offline" ? "the agent went offline" : `the customer waited ${Math.round(message.waited_s)}s`;
+    setConnection(`case #${c.id} reassigned: ${why}`, true);
+  }
+  if (message.note) noteAdded(c.id, message.note);
+  if (state.me && message.to_agent_id === state.me.id) openCase(c.id, false);
+  if (state.me && message.from_agent_id === state.me.id && state.me.role !== "supervisor") removeTab("case:" + c.id);
+  scheduleRefresh();
+}
+
+async function refreshFollowups() {
+  try {
+    const due = (await api("GET", "/followups?status=due")).followups;
+    const asked = (await api("GET", "/followups?status=asked")).followups;
+    const list = $("#followup-list");
+    list.replaceChildren(...[...due, ...asked].map((f) => el("li", { "data-followup-id": String(f.id) },
+      el("div", { class: "case-line" }, el("strong", { text: `case #${f.case_id}` })),
+      el("div", { class: "meta", text: `${f.status === "asked" ? "asked, waiting for the answer" : "due now"} · ${f.channel}${f.team ? " · " + f.team : ""}` }))));
+    $("#followups-count").textContent = String(due.length + asked.length);
+  } catch (error) { console.warn(error); }
+}
+setInterval(() => { if (state.me) refreshFollowups(); }, 30000);
+
+async function loadCustomer(tab) {
+  const { panel } = tab;
+  try {
+    const data = await api("GET", `/cases/${tab.id}/customer`);
+    tab.customer = data.customer;
+    $(".record-none", panel).hidden = !!data.customer;
+    $(".merge-form", panel).hidden = !data.customer;
+    if (!data.customer) { dl($(".record", panel), []); $(".past-cases", panel).replaceChildren(); return; }
+    const c = data.customer;
+    dl($(".record", panel), [["Record", `#${c.id}`], ["Name", c.name], ["E-mail", c.email], ["Phone", c.phone], ["Tier", c.tier || "none"],
+      ["Notes", c.notes], ["Known as", c.identities.map((i) => `${i.channel} ${i.external_id}${i.verified ? " (verified)" : ""}`).join(", ")]]);
+    $(".past-cases", panel).replaceChildren(...data.past_cases.map((p) => el("li", { "data-past-case": String(p.id),
+      text: `#${p.id} ${new Date(p.created_at * 1000).toLocaleDateString()} · ${p.channel} · ${p.reason.replace(/_/g, " ")} → ` +
+        `${p.status}${p.resolution ? " (" + p.resolution.replace(/_/g, " ") + ")" : ""}` })));
+  } catch (error) { $(".chat-error", panel).textContent = error.message; }
+}
+
+function reloadCustomers() {
+  for (const tab of state.tabs.values()) if (tab.kind === "case") loadCustomer(tab);
+}
+
+async function mergeCustomer(tab) {
+  const { panel } = tab;
+  const other = $(".merge-other", panel).value.trim();
+  if (!other || !tab.customer) return;
+  try {
+    let absorb = /^\d+$/.test(other) ? Number(other) : null;
+    if (absorb === null) {
+      const found = (await api("GET", `/customers?email=${encodeURIComponent(other)}`)).customers.filter((c) => c.id !== tab.customer.id);
+      if (found.length !== 1) throw new Error(found.length ? "several records have that e-mail; give the record's number" : "no other record has that e-mail");
+      absorb = found[0].id;
+    }
+    await api("POST", "/customers/merge", { keep_id: tab.customer.id, absorb_id: absorb });
+    $(".merge-other", panel).value = "";
+    $(".merge-result", panel).textContent = `Record #${absorb} merged into #${tab.customer.id}.`;
+    await loadCustomer(tab);
+  } catch (error) { $(".merge-result", panel).textContent = error.message; }
+}
