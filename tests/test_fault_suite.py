@@ -46,6 +46,7 @@ class Ledger:
     refused: list[float] = field(default_factory=list)  # connection errors (web down)
     server_errors: list[str] = field(default_factory=list)
     surprises: list[str] = field(default_factory=list)  # 4xx that a correct client should never get
+    moved: set[int] = field(default_factory=set)  # cases that left an agent meanwhile (reassigned, or closed by a lost reply)
 
     def note(self, response: httpx.Response, what: str) -> None:
         if response.status_code >= 500:
@@ -99,6 +100,7 @@ def _customer(url: str, number: int, ledger: Ledger, stop: threading.Event) -> N
 
 def _agent(url: str, username: str, ledger: Ledger, stop: threading.Event) -> None:
     token = ""
+    me = 0
     replies: Counter[int] = Counter()
     mine: set[int] = set()  # cases this agent claimed and has not closed
     sent = 0
@@ -111,7 +113,7 @@ def _agent(url: str, username: str, ledger: Ledger, stop: threading.Event) -> No
                         ledger.note(login, "login")
                         time.sleep(1)
                         continue
-                    token = login.json()["token"]
+                    token, me = login.json()["token"], login.json()["account"]["id"]
                 headers = {"Authorization": f"Bearer {token}"}
                 listed = http.get("/api/agent/cases", params={"status": "waiting"}, headers=headers)
                 if listed.status_code == 401:
@@ -141,6 +143,10 @@ def _agent(url: str, username: str, ledger: Ledger, stop: threading.Event) -> No
                             replies[case_id] += 1
                             with ledger.lock:
                                 ledger.agent_acks.append((ledger.cases[case_id], text))
+                        elif posted.status_code == 409 and _no_longer_mine(http, headers, case_id, me):
+                            mine.discard(case_id)  # reassigned meanwhile: the new agent carries on
+                            with ledger.lock:
+                                ledger.moved.add(case_id)
                         else:
                             ledger.note(posted, f"agent message {text!r}")
                     else:
@@ -149,12 +155,27 @@ def _agent(url: str, username: str, ledger: Ledger, stop: threading.Event) -> No
                             mine.discard(case_id)
                             with ledger.lock:
                                 ledger.closed.add(case_id)
+                        elif closed.status_code == 409 and _no_longer_mine(http, headers, case_id, me):
+                            # A correct client re-reads the case: it was reassigned while this agent's
+                            # replies waited (handoff/reassign.py), or an earlier close went through
+                            # but its answer was lost to a kill. Either way it is not this agent's.
+                            mine.discard(case_id)
+                            with ledger.lock:
+                                ledger.moved.add(case_id)
                         else:
                             ledger.note(closed, "close")
             except httpx.TransportError:
                 ledger.refused.append(time.monotonic())
                 time.sleep(0.5)
             time.sleep(0.5)
+
+
+def _no_longer_mine(http: httpx.Client, headers: dict[str, str], case_id: int, me: int) -> bool:
+    shown = http.get(f"/api/agent/cases/{case_id}", headers=headers)
+    if shown.status_code != 200:
+        return False
+    case = shown.json()["case"]
+    return case["status"] == "closed" or case.get("agent_id") != me
 
 
 def _bot_answers(stack: Stack) -> bool:
@@ -210,6 +231,7 @@ def test_kill_9_each_process_under_load_loses_nothing(stack: Stack) -> None:
     results.write_text(json.dumps({
         "kills": figures, "customer_messages": len(ledger.customer_acks), "agent_messages": len(ledger.agent_acks),
         "conversations": len(ledger.tokens), "cases": len(ledger.cases), "closed": len(ledger.closed),
+        "moved_from_their_agent": len(ledger.moved),
     }, indent=1))
 
     assert ledger.server_errors == [] and ledger.surprises == []
