@@ -16,6 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import sqlalchemy as sa
+
+from conversations.decisions import BotDecision
 from conversations.store import Conversation, ConversationStore, DuplicateMessage, Message, Receipt
 from bot.hooks import ConversationHooks
 from bot.rasa_client import RasaClient, RasaUnavailable
@@ -170,6 +173,46 @@ class Router:
         await self.events.record(conversation.id, "conversation_started", channel)
         return conversation
 
+    # -- the channels' port (bot/port.py) ---------------------------------------------------
+    async def conversation_for(self, channel: str, external_id: str, customer_name: str = "") -> Conversation:
+        found = await self.conversations.find_external(channel, external_id)
+        if found is not None:
+            return found
+        try:
+            return await self.start_conversation(channel, external_id, customer_name)
+        except sa.exc.IntegrityError:  # the same chat's first two updates raced: the other one started it
+            return await self.conversations.get_or_create_external(channel, external_id, customer_name)
+
+    async def conversation(self, conversation_id: str) -> Conversation:
+        return await self.conversations.get(conversation_id)
+
+    async def note_profile(self, conversation_id: str, **values: Any) -> None:
+        await self.conversations.update_profile(conversation_id, **values)
+
+    async def restart(self, conversation_id: str, external_id: str) -> None:
+        conversation = await self.conversations.get(conversation_id)
+        await self.conversations.set_external_id(conversation_id, external_id)
+        await self.events.record(conversation_id, "restarted", conversation.channel)
+
+    async def history(self, conversation_id: str, after: int = 0, limit: int = 500) -> list[Message]:
+        return await self.conversations.messages_since(conversation_id, after, limit=limit)
+
+    def follow(self, conversation_id: str) -> "asyncio.Queue[dict[str, Any]]":
+        return self.bus.subscribe(f"conversation:{conversation_id}")
+
+    def unfollow(self, conversation_id: str, updates: "asyncio.Queue[dict[str, Any]]") -> None:
+        self.bus.unsubscribe(f"conversation:{conversation_id}", updates)
+
+    def follow_channel(self, channel: str) -> "asyncio.Queue[dict[str, Any]]":
+        return self.bus.subscribe(f"channel:{channel}")
+
+    def unfollow_channel(self, channel: str, updates: "asyncio.Queue[dict[str, Any]]") -> None:
+        self.bus.unsubscribe(f"channel:{channel}", updates)
+
+    async def delivery_failed(self, conversation_id: str, message_id: int, error: str, **detail: Any) -> None:
+        conversation = await self.conversations.get(conversation_id)
+        await self.events.record(conversation_id, "delivery_failed", conversation.channel, message_id=message_id, error=error, **detail)
+
     async def _say(self, conversation: Conversation, sender: str, text: str, **data: Any) -> Message:
         """Store first, then publish: a live client may miss a push, never a stored message."""
         message = await self.conversations.add_message(conversation.id, sender, text, **data)
@@ -215,7 +258,7 @@ class Router:
             return await self._replayed(duplicate.receipt, text)
         try:
             await self._publish(conversation, message, "customer")
-            replies = await self._handle_customer(conversation, text, payload)
+            replies = await self._handle_customer(conversation, text, payload, message.id)
             mode = None
             if client_id:
                 mode = (await self.conversations.get(conversation.id)).mode
@@ -255,7 +298,7 @@ class Router:
             await self.conversations.update_profile(conversation.id, lang=lang)
             conversation.profile["lang"] = lang
 
-    async def _handle_customer(self, conversation: Conversation, text: str, payload: str | None) -> list[Message]:
+    async def _handle_customer(self, conversation: Conversation, text: str, payload: str | None, message_id: int | None = None) -> list[Message]:
         await self.events.record(conversation.id, "message_in", conversation.channel, length=len(text))
         await self._note_language(conversation, text, payload)
         if self.followup_answers is not None:
@@ -268,7 +311,7 @@ class Router:
                 taken = await hook.customer_turn(conversation, text, payload)
                 if taken is not None:
                     return taken
-            return await self._to_bot(conversation, to_rasa)
+            return await self._to_bot(conversation, to_rasa, message_id)
         if payload == LEAVE_QUEUE and conversation.mode == "waiting":
             return await self.leave_queue(conversation)
         if conversation.mode == "waiting":
@@ -283,7 +326,7 @@ class Router:
         }])
         return []
 
-    async def _to_bot(self, conversation: Conversation, text: str) -> list[Message]:
+    async def _to_bot(self, conversation: Conversation, text: str, message_id: int | None = None) -> list[Message]:
         try:
             metadata: dict[str, Any] = {"channel": conversation.channel, "lang": language_of(conversation)}
             if conversation.profile.get("tier"):
@@ -297,20 +340,16 @@ class Router:
             lang = language_of(conversation)
             return [await self._say(conversation, "system", texts.notice("bot_down", lang),
                                     buttons=localised_buttons([TALK_TO_PERSON], lang), kind="bot_unavailable")]
-        return await self._apply_outputs(conversation, outputs)
+        return await self._apply_outputs(conversation, outputs, message_id)
 
-    async def _apply_outputs(self, conversation: Conversation, outputs: list[dict[str, Any]]) -> list[Message]:
-        """Store Rasa's replies; act on Tandem's custom payloads (answer metadata, escalation)."""
+    async def _apply_outputs(self, conversation: Conversation, outputs: list[dict[str, Any]], message_id: int | None = None) -> list[Message]:
+        """Store Rasa's replies; act on the bot's typed decision (conversations/decisions.py)."""
         replies: list[Message] = []
-        meta: dict[str, Any] = {}
-        escalation: dict[str, Any] | None = None
+        decision: BotDecision | None = None
         for output in outputs:
-            custom = output.get("custom")
-            if isinstance(custom, dict) and isinstance(custom.get("tandem"), dict):
-                tandem = custom["tandem"]
-                meta.update(tandem)
-                if "escalate" in tandem:
-                    escalation = tandem["escalate"]
+            found = BotDecision.from_payload(output.get("custom"))
+            if found is not None:
+                decision = found if decision is None or found.kind == "escalate" else decision
                 continue
             text = output.get("text")
             if not text:
@@ -318,28 +357,33 @@ class Router:
             data: dict[str, Any] = {}
             if output.get("buttons"):
                 data["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in output["buttons"]]
-            if "answer" in meta:
-                data["faq_id"] = meta["answer"]["faq_id"]
+            if decision is not None and decision.answered is not None:
+                data["faq_id"] = decision.answered.faq_id
                 data["kind"] = "faq_answer"
-            if isinstance(meta.get("decision"), str):
-                data["decision"] = meta["decision"]  # answer | clarify | miss | escalate: what the bot decided
+            if decision is not None and decision.kind != "reply":
+                data["decision"] = decision.kind  # answer | clarify | miss | escalate: what the bot decided
             replies.append(await self._say(conversation, "bot", text, **data))
-        await self._record_turn(conversation, meta)
-        if escalation:
-            replies += await self.escalate(
-                conversation, str(escalation.get("reason", "unknown")), str(escalation.get("detail", "")), signals=escalation
-            )
-        elif isinstance(meta.get("reply"), dict) and meta["reply"].get("intent") == "goodbye":
+        if decision is None:
+            return replies
+        await self._record_turn(conversation, decision, message_id)
+        if decision.escalation is not None:
+            replies += await self.escalate(conversation, decision.escalation.reason, decision.escalation.detail, signals=decision.escalation.signals)
+        elif decision.kind == "reply" and decision.intent == "goodbye":
             replies += await self._ended(conversation, "goodbye")  # a bot-only conversation ends: ask for CSAT
         return replies
 
-    async def _record_turn(self, conversation: Conversation, meta: dict[str, Any]) -> None:
-        if "answer" in meta:
-            await self.events.record(
-                conversation.id, "answered", conversation.channel, **meta["answer"], candidates=meta.get("candidates", []), nlu=meta.get("nlu", {})
-            )
-        elif "miss" in meta:
-            await self.events.record(conversation.id, "missed", conversation.channel, **meta["miss"], candidates=meta.get("candidates", []))
+    async def _record_turn(self, conversation: Conversation, decision: BotDecision, message_id: int | None) -> None:
+        """The answered/missed event for the reports, and the customer message's sentiment for the console."""
+        candidates = [c.to_dict() for c in decision.candidates]
+        if decision.answered is not None:
+            answered = decision.answered
+            await self.events.record(conversation.id, "answered", conversation.channel, faq_id=answered.faq_id, score=answered.score,
+                                     category=answered.category, candidates=candidates, nlu=decision.nlu)
+        elif decision.missed is not None:
+            await self.events.record(conversation.id, "missed", conversation.channel, kind=decision.missed.kind, **decision.missed.values,
+                                     candidates=candidates)
+        if message_id is not None and decision.sentiment:
+            await self.conversations.annotate(conversation.id, message_id, sentiment=decision.sentiment)
 
     # -- to a person and back --------------------------------------------------------------
     async def escalate(self, conversation: Conversation, reason: str, detail: str, signals: dict[str, Any] | None = None) -> list[Message]:
