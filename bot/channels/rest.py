@@ -19,7 +19,7 @@ from sanic.response import HTTPResponse, json
 from core import tokens
 from conversations.store import UnknownConversation
 from bot.port import ChannelPort
-from bot.router import ClientIdReused, InvalidMessage, Turn, TurnIncomplete, turn_incomplete_error
+from bot.turns import ClientIdReused, InvalidMessage, Turn, TurnIncomplete, turn_incomplete_error
 from core.http import ApiError, bearer_token, database_unavailable, int_arg, read_json, unavailable
 from core.ratelimit import client_address, limiter
 

@@ -54,7 +54,7 @@ from bot.channels.updates import UpdateLedger
 from conversations.store import Conversation
 from customers.store import Customer
 from bot.port import ChannelPort
-from bot.router import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, language_of
+from bot.turns import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, language_of
 from core.language import normalise_tag
 from core.texts import notice
 from core.http import ApiError, read_json

@@ -37,7 +37,7 @@ from core import tokens
 from core.persona import public_view
 from conversations.store import Conversation, UnknownConversation
 from bot.port import ChannelPort
-from bot.router import CLIENT_ID, ClientIdReused, InvalidMessage, Turn, TurnIncomplete
+from bot.turns import CLIENT_ID, ClientIdReused, InvalidMessage, Turn, TurnIncomplete
 from core.language import normalise_tag
 from core.http import ApiError, BadJson, database_unavailable, error_response, int_arg, parse_json, read_json
 from core.ratelimit import Throttled, client_address, limiter
