@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = [("cues + lexicon (nlu/sentiment_zh.py)", "lexicon", BLEND)]
     if head is not None:
         methods += [("cross-lingual head alone (E5, English tweets)", "head", BLEND),
-                    (f"combination: cues + {1 - BLEND:.2g} lexicon + {BLEND:.2g} head (shipped weight)", "blend", BLEND)]
+                    (f"combination: cues + {1 - BLEND:.2g} lexicon + {BLEND:.2g} head (weight fixed beforehand)", "blend", BLEND)]
     rows = []
     for name, method, blend in methods:
         r = evaluate(conv, angry, calm, method, head, vectors, blend, args.strong_negative)
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         for w in (0.0, 0.25, 0.5, 0.75, 1.0):
             r = evaluate(conv, angry, calm, "blend", head, vectors, w, args.strong_negative)
             cells.append(f"{w:.2f}: macro F1 {r['macro']:.3f}, angry escalated {r['angry_escalated']:.3f}, calm escalated {r['calm_escalated']:.3f}")
-        sweep = "Blend weight sweep (reported, not used to choose the shipped weight, which was fixed beforehand): " + "; ".join(cells) + "."
+        sweep = "Blend weight sweep (reported, not used to choose the weight, which was fixed at 0.5 beforehand): " + "; ".join(cells) + "."
         print(sweep)
     if not args.no_docs:
         write_section(SECTION, f"Command: `$VENV/bin/python benchmarks/sentiment_zh_eval.py` ({today()}; {machine()}).\n\n"
