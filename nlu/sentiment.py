@@ -27,7 +27,6 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from nlu.scorer import HEAD_FILE, SentimentScorer
-from nlu.sentiment_zh import HEAD_E5_FILE
 
 log = logging.getLogger(__name__)
 SENTIMENT = "sentiment"
@@ -65,7 +64,7 @@ class SentimentAnalyzer(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {"head": str(HEAD_FILE.relative_to(ROOT)), "zh_head": ""}  # opt-in: HEAD_E5_FILE, see the module docstring
+        return {"head": str(HEAD_FILE.relative_to(ROOT)), "zh_head": ""}  # opt-in: nlu/sentiment_head_e5.npz, see the module docstring
 
     def __init__(self, config: Dict[Text, Any]) -> None:
         self.scorer = shared_scorer(_path(config.get("head")), _path(config.get("zh_head")))

@@ -51,7 +51,7 @@ def test_blend_keeps_the_cues_and_marks_the_method(scorer: SentimentScorer) -> N
     assert angry.method == calm.method == "blend_zh" and angry.to_dict()["language"] == "zh"
     assert angry.label == "negative" and angry.score <= -0.8 and "frustration_phrase" in angry.cues.names()
     assert calm.label != "negative"
-    assert english.method == "unsupported_language"  # no English head given: English is not touched by the Chinese head
+    assert english.method == "lexicon"  # no English head given: English keeps VADER + cues, never the Chinese head
     # Without the head the same message is scored by cues + lexicon only, as before issue 16's remainder.
     assert SentimentScorer(head_path=None).score("请问退款一般几天到账？").method == "lexicon_zh"
 
