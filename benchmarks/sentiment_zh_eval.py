@@ -29,12 +29,16 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, machine, markdown_table, today, write_section  # noqa: E402
 from nlu.cues import Cues  # noqa: E402
-from nlu.scorer import Head  # noqa: E402
+from core.language import detect  # noqa: E402
+from nlu.scorer import Head, SentimentScorer  # noqa: E402
 from nlu.sentiment_zh import BLEND, HEAD_E5_FILE, find_cues_zh, score_zh  # noqa: E402
 
 SECTION = "Sentiment in Chinese (issue 16)"
 LABELS = ("negative", "neutral", "positive")
 ANGRY_CUES = ("frustration_phrase", "profanity", "shouting", "exclamations")
+
+
+ENGLISH_SIDE = SentimentScorer(head_path=None)  # what a non-Chinese message gets (as before: no English head here)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ def score_all(texts: list[str], method: str, head: Head | None, vectors: np.ndar
     """One method on all texts: "lexicon" (cues + lexicon), "head" (head alone, cues kept for escalation), "blend"."""
     out = []
     for i, text in enumerate(texts):
+        if detect(text) != "zh":  # the product routes it away from the Chinese scorer (pinyin, "thx"): score it so
+            other = ENGLISH_SIDE.score(text)
+            out.append(Scored(other.label, other.score, other.cues))
+            continue
         cues = find_cues_zh(text)
         if method == "lexicon" or head is None or vectors is None:
             label, score, _, _ = score_zh(text, cues)
