@@ -62,3 +62,17 @@ def test_head_score_moves_the_polarity_but_not_the_cue_penalty() -> None:
     _, down, _, _ = score_zh(text, head_score=-1.0)
     _, up, _, _ = score_zh(text, head_score=1.0)
     assert down < plain < up and cues.displeasure
+
+
+def test_rasa_component_uses_the_head_only_when_configured() -> None:
+    from rasa.shared.nlu.training_data.message import Message
+
+    from nlu.sentiment import SENTIMENT, SentimentAnalyzer
+
+    text = "请问退款一般几天到账？"
+    default = SentimentAnalyzer(SentimentAnalyzer.get_default_config()).process([Message(data={"text": text})])[0]
+    assert default.get(SENTIMENT)["method"] == "lexicon_zh"  # off by default: it measured worse (docs/evaluation.md)
+    opted = SentimentAnalyzer({"head": "", "zh_head": "nlu/sentiment_head_e5.npz"}).process(
+        [Message(data={"text": text}), Message(data={"text": "你们太差了！！！骗子"})])
+    calm, angry = (m.get(SENTIMENT) for m in opted)
+    assert calm["method"] == angry["method"] == "blend_zh" and angry["score"] < calm["score"] and angry["label"] == "negative"
