@@ -33,7 +33,7 @@ CHUNK = 100
 
 def embed_cached(texts: list[str]) -> np.ndarray:
     """E5 query-side embeddings, cached per chunk of CHUNK texts."""
-    from knowledge.models import E5, encode_query, encoder  # noqa: F401
+    from knowledge.models import E5, encoder
 
     model = encoder(E5)
     CACHE.mkdir(parents=True, exist_ok=True)
