@@ -3,7 +3,7 @@
 Every action gathers the signals (NLU, sentiment from nlu/sentiment.py, the conversation so far,
 the FAQ search) and asks the policy for one decision: answer, clarify ("Did you mean A or B?"),
 miss (ask to rephrase) or escalate. When a person is needed, an action says so with a custom
-payload `{"tandem": {"escalate": {reason, detail, reasons, ...}}}` and the router creates the
+typed decision (conversations/decisions.BotDecision, the custom payload `{"tandem": {...}}`) and the router creates the
 case and pauses Rasa: the action server never touches the hand-off queue itself.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from actions.knowledge_access import knowledge_base, persona, settings
 from actions.policy import (
     FALLBACK, FAQ, REQUEST_HUMAN, Candidate, Decision, Thresholds, decide, signals_from_tracker,
 )
+from conversations.decisions import Answered, BotDecision, Candidate as BotCandidate, Escalation, Missed
 from knowledge import decision as retrieval
 from core import texts
 from core.language import detect
@@ -67,8 +68,8 @@ async def live_thresholds() -> Thresholds:
     return thresholds().with_retrieval(retrieval.Thresholds.from_settings(settings(), calibration))
 
 
-def _candidates(matches: list[Match]) -> list[dict[str, Any]]:
-    return [{"faq_id": m.faq_id, "score": round(m.score, 4), "question": m.question} for m in matches]
+def _candidates(matches: list[Match]) -> tuple[BotCandidate, ...]:
+    return tuple(BotCandidate(m.faq_id, m.score, m.question) for m in matches)
 
 
 def thresholds() -> Thresholds:
@@ -77,28 +78,20 @@ def thresholds() -> Thresholds:
 
 def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, business: Business, **signals: Any) -> list[EventType]:
     """Tell the customer a person is coming and the router why (reasons with values); reset the miss counters."""
-    payload = {
-        "reason": decision.reason, "detail": decision.detail, "reasons": decision.to_dict()["reasons"],
-        "frustration": round(decision.frustration, 2), "sentiment": _sentiment(tracker), "nlu": _nlu_signals(tracker), **signals,
+    case_signals = {
+        "reasons": decision.to_dict()["reasons"], "frustration": round(decision.frustration, 2), "sentiment": _sentiment(tracker),
+        "nlu": _nlu_signals(tracker), **signals,
     }
-    dispatcher.utter_message(json_message={"tandem": {"escalate": payload, "decision": "escalate"}})
+    said = BotDecision("escalate", sentiment=_sentiment(tracker), escalation=Escalation(decision.reason, decision.detail, case_signals))
+    dispatcher.utter_message(json_message=said.to_payload())
     dispatcher.utter_message(text=business.text("handoff", _language(tracker)))
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
 def answer(dispatcher: CollectingDispatcher, tracker: Tracker, best: Match, matches: list[Match], decision: Decision) -> list[EventType]:
-    dispatcher.utter_message(
-        json_message={
-            "tandem": {
-                "answer": {"faq_id": best.faq_id, "score": round(best.score, 4), "category": best.category},
-                "candidates": _candidates(matches),
-                "nlu": _nlu_signals(tracker),
-                "sentiment": _sentiment(tracker),
-                "decision": "answer",
-                "reasons": decision.to_dict()["reasons"],
-            }
-        }
-    )
+    said = BotDecision("answer", _candidates(matches), _nlu_signals(tracker), _sentiment(tracker), tuple(decision.to_dict()["reasons"]),
+                       answered=Answered(best.faq_id, best.score, best.category))
+    dispatcher.utter_message(json_message=said.to_payload())
     dispatcher.utter_message(text=best.answer)
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
@@ -107,11 +100,10 @@ def clarify(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decisi
     """"Did you mean A or B?" with buttons whose payloads name the FAQ (`/faq{"faq_id": ...}`)."""
     a, b = decision.options
     buttons = [{"title": o.question, "payload": "/faq" + json.dumps({"faq_id": o.faq_id})} for o in decision.options]
-    dispatcher.utter_message(json_message={"tandem": {
-        "clarify": {"options": [{"faq_id": o.faq_id, "score": round(o.score, 4), "question": o.question} for o in decision.options]},
-        "candidates": _candidates(matches), "nlu": _nlu_signals(tracker), "sentiment": _sentiment(tracker),
-        "decision": "clarify", "reasons": decision.to_dict()["reasons"],
-    }})
+    options = tuple(BotCandidate(o.faq_id, o.score, o.question) for o in decision.options)
+    said = BotDecision("clarify", _candidates(matches), _nlu_signals(tracker), _sentiment(tracker), tuple(decision.to_dict()["reasons"]),
+                       options=options)
+    dispatcher.utter_message(json_message=said.to_payload())
     dispatcher.utter_message(text=texts.notice("did_you_mean", _language(tracker), a=a.question, b=b.question), buttons=buttons)
     return []  # neither answered nor missed: the counters stay
 
@@ -122,10 +114,8 @@ def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision,
     kinds = [*(tracker.get_slot(MISS_KINDS) or []), kind][-max(1, thresholds().max_misses):]
     values = decision.reasons[0].values if decision.reasons else {}
     info = {k: values[k] for k in ("best_score", "confidence") if k in values}
-    dispatcher.utter_message(json_message={"tandem": {
-        "miss": {"kind": kind, **info}, "candidates": _candidates(matches), "sentiment": _sentiment(tracker),
-        "decision": "miss", "reasons": decision.to_dict()["reasons"],
-    }})
+    said = BotDecision("miss", _candidates(matches), {}, _sentiment(tracker), tuple(decision.to_dict()["reasons"]), missed=Missed(kind, info))
+    dispatcher.utter_message(json_message=said.to_payload())
     dispatcher.utter_message(text=text)
     return [SlotSet(MISSES, decision.misses_after(_counter(tracker, MISSES))), SlotSet(MISS_KINDS, kinds)]
 
@@ -145,7 +135,7 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
     decision = decide(signals, await live_thresholds())
     business = await asyncio.get_running_loop().run_in_executor(None, persona)  # cached; one cheap query a second at most
     if decision.action == "escalate":
-        return escalate(dispatcher, tracker, decision, business, candidates=_candidates(matches),
+        return escalate(dispatcher, tracker, decision, business, candidates=[c.to_dict() for c in _candidates(matches)],
                         **({"miss_kind": decision.miss_kind} if decision.miss_kind else {}))
     if decision.action == "answer" and decision.faq_id:
         best = next((m for m in matches if m.faq_id == decision.faq_id), None) or _entry_match(decision.faq_id)
@@ -241,7 +231,7 @@ class ActionReply(Action):
         business = await loop.run_in_executor(None, persona)  # at most one cheap query a second
         dispatcher.utter_message(text=business.text(key, _language(tracker)))
         # The router acts on it (a goodbye ends a bot-only conversation: the CSAT prompt).
-        dispatcher.utter_message(json_message={"tandem": {"reply": {"intent": intent}}})
+        dispatcher.utter_message(json_message=BotDecision("reply", intent=intent).to_payload())
         return []
 
 

@@ -1,7 +1,7 @@
 """The managers' reports on a large generated history on PostgreSQL: 1,000,000 events and
 100,000 cases (plus conversations, routing and CSAT), generated inside PostgreSQL; every figure is
 timed over a 30-day window and over the whole 90 days (with and without a team filter), before
-(reports/direct.py, straight from the source tables) and after the rollup (reports/rollup.py).
+(tests/reports_oracle.py, straight from the source tables) and after the rollup (reports/rollup.py).
 
     $VENV/bin/python benchmarks/reports_scale.py [--events 1000000] [--cases 100000] [--runs 5] [--reuse] [--no-write]
 
@@ -21,7 +21,8 @@ from common import machine, markdown_table, percentile, today, write_section
 from core.db import sync_engine
 from server.schema import create_schema
 from core.settings import load_settings
-from reports import direct, metrics, rollup
+from reports import metrics, rollup
+from tests import reports_oracle as direct
 from reports.schema import ensure_indexes
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -161,7 +162,7 @@ def main() -> None:
                  "first_contact": (settings.fcr_days, now)}.get(name, ())
         return lambda conn: fn(conn, f, *extra)
 
-    # before: straight from the source tables (reports/direct.py, what metrics.py did until now)
+    # before: straight from the source tables (tests/reports_oracle.py, what metrics.py did until now)
     before: dict[tuple[str, str], list[float]] = {}
     for scope, f in scopes.items():
         for name in only:
@@ -209,7 +210,7 @@ def main() -> None:
         f"Generated inside PostgreSQL (generate_series, seeded){' (previous run, --reuse)' if args.reuse else f' in {load_s:.0f} s'}: "
         f"{counts['conversation_events']:,} events, {counts['cases']:,} cases, "
         f"{counts['conversations']:,} conversations, {counts['csat']:,} CSAT ratings over 90 days; indexes (reports/schema.py) "
-        f"in {index_s:.0f} s. *Before* = the figures straight from the source tables (reports/direct.py, what "
+        f"in {index_s:.0f} s. *Before* = the figures straight from the source tables (tests/reports_oracle.py, what "
         f"reports/metrics.py computed until now); *after* = `metrics.figure` on the rollup (reports/rollup.py), each run "
         f"including a forced quick `rollup.refresh` (the watermark check a report pays at most once a second). {args.runs} runs each, "
         f"same run, same data; median and p95 (linear interpolation). Goal: p95 <= 1 s. Load average during the run: "

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import sqlalchemy as sa
+
+from conversations.decisions import BotDecision
 from conversations.store import Conversation, ConversationStore, DuplicateMessage, Message, Receipt
 from bot.hooks import ConversationHooks
 from bot.rasa_client import RasaClient, RasaUnavailable
@@ -23,118 +24,30 @@ from core import texts
 from core.bus import Bus
 from conversations.events import EventLog
 from core.language import detect
-from core.http import ApiError, database_unavailable, has_surrogates, unavailable
 from core.settings import Settings
 from handoff.accounts import Account
 from handoff.dispatch import estimate_wait
 from handoff.queue import Case, CaseQueue
 from handoff.services import WaitingRoom
 from handoff.tickets import clean_contact
-
-log = logging.getLogger(__name__)
-
-REQUEST_HUMAN = "/request_human"
-LEAVE_QUEUE = "/leave_queue"
-LEAVE_MESSAGE = "/ticket"
-BACK_TO_BOT = {"title": "Back to the assistant", "payload": LEAVE_QUEUE}
-LEAVE_MESSAGE_BUTTON = {"title": "Leave a message", "payload": LEAVE_MESSAGE}
-TALK_TO_PERSON = {"title": "Talk to a person", "payload": REQUEST_HUMAN}
-BOT_DOWN_TEXT = (
-    "Sorry, our assistant is having trouble right now. Your message is saved. "
-    "Would you like a person from our team to take over?"
+from bot.turns import (
+    BACK_TO_BOT,
+    LEAVE_MESSAGE,
+    LEAVE_MESSAGE_BUTTON,
+    LEAVE_QUEUE,
+    REQUEST_HUMAN,
+    TALK_TO_PERSON,
+    ClientIdReused,
+    InvalidMessage,
+    Turn,
+    TurnIncomplete,
+    clean_client_id,
+    clean_text,
+    language_of,
+    localised_buttons,
 )
 
-
-def describe_wait(seconds: float | None, lang: str = "en") -> str:
-    """"about 4 minutes" for a customer; empty when there is no estimate."""
-    return texts.describe_wait(seconds, lang)
-
-
-def language_of(conversation: Conversation) -> str:
-    """The customer's language: that of their latest message (or the widget's / Telegram's)."""
-    return str(conversation.profile.get("lang") or "en")
-
-
-def localised_buttons(buttons: list[dict[str, str]], lang: str) -> list[dict[str, str]]:
-    """The router's buttons with their titles in the customer's language (payloads unchanged)."""
-    if lang == "en":
-        return buttons
-    keys = {LEAVE_QUEUE: "button_back_to_bot", LEAVE_MESSAGE: "button_leave_message", REQUEST_HUMAN: "button_talk_to_person"}
-    return [{**b, "title": texts.notice(keys[b["payload"]], lang)} if b.get("payload") in keys else b for b in buttons]
-
-
-class InvalidMessage(ValueError):
-    """A customer or agent message that cannot be accepted; the text says why."""
-
-
-class ClientIdReused(InvalidMessage):
-    """The client id of an earlier, different message: a client bug, never a retry."""
-
-
-CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-def clean_client_id(value: Any) -> str | None:
-    """A customer message's own id (widget, REST Idempotency-Key): short and printable, or None."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not CLIENT_ID.fullmatch(value):
-        raise InvalidMessage("'client_id' must be 1-64 characters of letters, digits and _ . : -")
-    return value
-
-
-@dataclass
-class Turn:
-    """One customer message and what it produced.
-
-    `replayed`: the message was already stored under its client id, so nothing new was stored
-    or answered; `replies` and `mode` are then the original turn's (empty and None while
-    that turn is still being answered, e.g. on another instance).
-    """
-
-    message: Message
-    replies: list[Message]
-    mode: str | None
-    replayed: bool = False
-
-
-class TurnIncomplete(Exception):
-    """The customer's message IS stored, but the turn failed after that (database busy, a bug).
-
-    Channels must tell the customer the truth: kept, so do not send it again.
-    """
-
-    def __init__(self, message: Message, cause: BaseException) -> None:
-        super().__init__(f"message {message.id} stored; the turn failed: {cause!r}")
-        self.message = message
-        self.cause = cause
-
-
-def turn_incomplete_error(exc: TurnIncomplete) -> ApiError:
-    """The HTTP answer for a stored message whose turn failed: 503 + Retry-After if the database
-    was busy, else 500; both say that the message was kept and carry its id."""
-    text = ("your message was saved (no need to send it again), but the reply could not be made "
-            "right now; ask again or check for replies in a few seconds")
-    if database_unavailable(exc.cause):
-        return unavailable(text, saved=True, message_id=exc.message.id)
-    return ApiError(500, text, saved=True, message_id=exc.message.id)
-
-
-def clean_text(text: Any, limit: int) -> str:
-    """Accept printable text only: not empty, not binary, not longer than `limit` characters."""
-    if not isinstance(text, str):
-        raise InvalidMessage("'text' must be a string")
-    if "\x00" in text or any(ord(c) < 32 and c not in "\n\r\t" for c in text):
-        raise InvalidMessage("message contains binary data")
-    if has_surrogates(text):
-        raise InvalidMessage("message contains invalid Unicode (a lone surrogate)")
-    stripped = text.strip()
-    if not stripped:
-        raise InvalidMessage("message is empty")
-    if len(stripped) > limit:
-        raise InvalidMessage(f"message is too long ({len(stripped)} characters; the limit is {limit})")
-    return stripped
-
+log = logging.getLogger(__name__)
 
 class Router:
     def __init__(
@@ -169,6 +82,46 @@ class Router:
         conversation = await self.conversations.create(channel, external_id, customer_name)
         await self.events.record(conversation.id, "conversation_started", channel)
         return conversation
+
+    # -- the channels' port (bot/port.py) ---------------------------------------------------
+    async def conversation_for(self, channel: str, external_id: str, customer_name: str = "") -> Conversation:
+        found = await self.conversations.find_external(channel, external_id)
+        if found is not None:
+            return found
+        try:
+            return await self.start_conversation(channel, external_id, customer_name)
+        except sa.exc.IntegrityError:  # the same chat's first two updates raced: the other one started it
+            return await self.conversations.get_or_create_external(channel, external_id, customer_name)
+
+    async def conversation(self, conversation_id: str) -> Conversation:
+        return await self.conversations.get(conversation_id)
+
+    async def note_profile(self, conversation_id: str, **values: Any) -> None:
+        await self.conversations.update_profile(conversation_id, **values)
+
+    async def restart(self, conversation_id: str, external_id: str) -> None:
+        conversation = await self.conversations.get(conversation_id)
+        await self.conversations.set_external_id(conversation_id, external_id)
+        await self.events.record(conversation_id, "restarted", conversation.channel)
+
+    async def history(self, conversation_id: str, after: int = 0, limit: int = 500) -> list[Message]:
+        return await self.conversations.messages_since(conversation_id, after, limit=limit)
+
+    def follow(self, conversation_id: str) -> "asyncio.Queue[dict[str, Any]]":
+        return self.bus.subscribe(f"conversation:{conversation_id}")
+
+    def unfollow(self, conversation_id: str, updates: "asyncio.Queue[dict[str, Any]]") -> None:
+        self.bus.unsubscribe(f"conversation:{conversation_id}", updates)
+
+    def follow_channel(self, channel: str) -> "asyncio.Queue[dict[str, Any]]":
+        return self.bus.subscribe(f"channel:{channel}")
+
+    def unfollow_channel(self, channel: str, updates: "asyncio.Queue[dict[str, Any]]") -> None:
+        self.bus.unsubscribe(f"channel:{channel}", updates)
+
+    async def delivery_failed(self, conversation_id: str, message_id: int, error: str, **detail: Any) -> None:
+        conversation = await self.conversations.get(conversation_id)
+        await self.events.record(conversation_id, "delivery_failed", conversation.channel, message_id=message_id, error=error, **detail)
 
     async def _say(self, conversation: Conversation, sender: str, text: str, **data: Any) -> Message:
         """Store first, then publish: a live client may miss a push, never a stored message."""
@@ -215,7 +168,7 @@ class Router:
             return await self._replayed(duplicate.receipt, text)
         try:
             await self._publish(conversation, message, "customer")
-            replies = await self._handle_customer(conversation, text, payload)
+            replies = await self._handle_customer(conversation, text, payload, message.id)
             mode = None
             if client_id:
                 mode = (await self.conversations.get(conversation.id)).mode
@@ -255,7 +208,7 @@ class Router:
             await self.conversations.update_profile(conversation.id, lang=lang)
             conversation.profile["lang"] = lang
 
-    async def _handle_customer(self, conversation: Conversation, text: str, payload: str | None) -> list[Message]:
+    async def _handle_customer(self, conversation: Conversation, text: str, payload: str | None, message_id: int | None = None) -> list[Message]:
         await self.events.record(conversation.id, "message_in", conversation.channel, length=len(text))
         await self._note_language(conversation, text, payload)
         if self.followup_answers is not None:
@@ -268,7 +221,7 @@ class Router:
                 taken = await hook.customer_turn(conversation, text, payload)
                 if taken is not None:
                     return taken
-            return await self._to_bot(conversation, to_rasa)
+            return await self._to_bot(conversation, to_rasa, message_id)
         if payload == LEAVE_QUEUE and conversation.mode == "waiting":
             return await self.leave_queue(conversation)
         if conversation.mode == "waiting":
@@ -283,7 +236,7 @@ class Router:
         }])
         return []
 
-    async def _to_bot(self, conversation: Conversation, text: str) -> list[Message]:
+    async def _to_bot(self, conversation: Conversation, text: str, message_id: int | None = None) -> list[Message]:
         try:
             metadata: dict[str, Any] = {"channel": conversation.channel, "lang": language_of(conversation)}
             if conversation.profile.get("tier"):
@@ -297,20 +250,16 @@ class Router:
             lang = language_of(conversation)
             return [await self._say(conversation, "system", texts.notice("bot_down", lang),
                                     buttons=localised_buttons([TALK_TO_PERSON], lang), kind="bot_unavailable")]
-        return await self._apply_outputs(conversation, outputs)
+        return await self._apply_outputs(conversation, outputs, message_id)
 
-    async def _apply_outputs(self, conversation: Conversation, outputs: list[dict[str, Any]]) -> list[Message]:
-        """Store Rasa's replies; act on Tandem's custom payloads (answer metadata, escalation)."""
+    async def _apply_outputs(self, conversation: Conversation, outputs: list[dict[str, Any]], message_id: int | None = None) -> list[Message]:
+        """Store Rasa's replies; act on the bot's typed decision (conversations/decisions.py)."""
         replies: list[Message] = []
-        meta: dict[str, Any] = {}
-        escalation: dict[str, Any] | None = None
+        decision: BotDecision | None = None
         for output in outputs:
-            custom = output.get("custom")
-            if isinstance(custom, dict) and isinstance(custom.get("tandem"), dict):
-                tandem = custom["tandem"]
-                meta.update(tandem)
-                if "escalate" in tandem:
-                    escalation = tandem["escalate"]
+            found = BotDecision.from_payload(output.get("custom"))
+            if found is not None:
+                decision = found if decision is None or found.kind == "escalate" else decision
                 continue
             text = output.get("text")
             if not text:
@@ -318,28 +267,33 @@ class Router:
             data: dict[str, Any] = {}
             if output.get("buttons"):
                 data["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in output["buttons"]]
-            if "answer" in meta:
-                data["faq_id"] = meta["answer"]["faq_id"]
+            if decision is not None and decision.answered is not None:
+                data["faq_id"] = decision.answered.faq_id
                 data["kind"] = "faq_answer"
-            if isinstance(meta.get("decision"), str):
-                data["decision"] = meta["decision"]  # answer | clarify | miss | escalate: what the bot decided
+            if decision is not None and decision.kind != "reply":
+                data["decision"] = decision.kind  # answer | clarify | miss | escalate: what the bot decided
             replies.append(await self._say(conversation, "bot", text, **data))
-        await self._record_turn(conversation, meta)
-        if escalation:
-            replies += await self.escalate(
-                conversation, str(escalation.get("reason", "unknown")), str(escalation.get("detail", "")), signals=escalation
-            )
-        elif isinstance(meta.get("reply"), dict) and meta["reply"].get("intent") == "goodbye":
+        if decision is None:
+            return replies
+        await self._record_turn(conversation, decision, message_id)
+        if decision.escalation is not None:
+            replies += await self.escalate(conversation, decision.escalation.reason, decision.escalation.detail, signals=decision.escalation.signals)
+        elif decision.kind == "reply" and decision.intent == "goodbye":
             replies += await self._ended(conversation, "goodbye")  # a bot-only conversation ends: ask for CSAT
         return replies
 
-    async def _record_turn(self, conversation: Conversation, meta: dict[str, Any]) -> None:
-        if "answer" in meta:
-            await self.events.record(
-                conversation.id, "answered", conversation.channel, **meta["answer"], candidates=meta.get("candidates", []), nlu=meta.get("nlu", {})
-            )
-        elif "miss" in meta:
-            await self.events.record(conversation.id, "missed", conversation.channel, **meta["miss"], candidates=meta.get("candidates", []))
+    async def _record_turn(self, conversation: Conversation, decision: BotDecision, message_id: int | None) -> None:
+        """The answered/missed event for the reports, and the customer message's sentiment for the console."""
+        candidates = [c.to_dict() for c in decision.candidates]
+        if decision.answered is not None:
+            answered = decision.answered
+            await self.events.record(conversation.id, "answered", conversation.channel, faq_id=answered.faq_id, score=answered.score,
+                                     category=answered.category, candidates=candidates, nlu=decision.nlu)
+        elif decision.missed is not None:
+            await self.events.record(conversation.id, "missed", conversation.channel, kind=decision.missed.kind, **decision.missed.values,
+                                     candidates=candidates)
+        if message_id is not None and decision.sentiment:
+            await self.conversations.annotate(conversation.id, message_id, sentiment=decision.sentiment)
 
     # -- to a person and back --------------------------------------------------------------
     async def escalate(self, conversation: Conversation, reason: str, detail: str, signals: dict[str, Any] | None = None) -> list[Message]:
@@ -382,7 +336,7 @@ class Router:
         agents = await self.presence.available()
         if not agents:
             return texts.notice("nobody_online", lang), [LEAVE_MESSAGE_BUTTON, BACK_TO_BOT]
-        wait = describe_wait(estimate_wait(position, agents, await self.queue.average_handle_seconds()), lang)
+        wait = texts.describe_wait(estimate_wait(position, agents, await self.queue.average_handle_seconds()), lang)
         return (texts.notice("estimated_wait", lang, wait=wait) if wait else "", [BACK_TO_BOT, LEAVE_MESSAGE_BUTTON])
 
     async def queue_position(self, case: Case, position: int, eta_seconds: float | None) -> None:
@@ -391,7 +345,7 @@ class Router:
         if conversation.mode != "waiting" or conversation.case_id != case.id:
             return
         lang = language_of(conversation)
-        wait = describe_wait(eta_seconds, lang)
+        wait = texts.describe_wait(eta_seconds, lang)
         await self._say(
             conversation, "system",
             texts.notice("queue_position", lang, position=position, wait=texts.notice("estimated_wait", lang, wait=wait) if wait else ""),

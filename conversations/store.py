@@ -113,7 +113,7 @@ class Message:
             "sender": self.sender,
             "text": self.text,
             "created_at": self.created_at,
-            **{k: v for k, v in self.data.items() if k in ("buttons", "agent_name", "faq_id", "kind", "decision", "client_id")},
+            **{k: v for k, v in self.data.items() if k in ("buttons", "agent_name", "faq_id", "kind", "decision", "client_id", "sentiment")},
         }
 
 
@@ -211,6 +211,16 @@ class ConversationStore:
         profile = {**conversation.profile, **changes}
         async with self._engine.begin() as conn:
             await conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(profile=json.dumps(profile)))
+
+    async def annotate(self, conversation_id: str, message_id: int, **values: Any) -> None:
+        """Add to a stored message's data what was learnt about it later (e.g. the NLU's sentiment)."""
+        where = (messages.c.id == message_id, messages.c.conversation_id == conversation_id)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(sa.select(messages.c.data).where(*where))).first()
+            if row is None:
+                return
+            data = {**(json.loads(row[0]) if row[0] else {}), **values}
+            await conn.execute(messages.update().where(*where).values(data=json.dumps(data)))
 
     async def add_message(self, conversation_id: str, sender: str, text: str, **data: Any) -> Message:
         """Store one message. With data["client_id"] the message and its receipt commit together,

@@ -89,10 +89,6 @@ async def configure_agent(request: Request, account_id: int, me: Account) -> HTT
 
 
 # -- the context panel -----------------------------------------------------------------------
-def _sentiment_of(data: dict[str, Any]) -> Any:
-    return data.get("sentiment")
-
-
 @bp.get("/cases/<case_id:int>/context")
 @agents_only
 async def context(request: Request, case_id: int, me: Account) -> HTTPResponse:
@@ -102,14 +98,7 @@ async def context(request: Request, case_id: int, me: Account) -> HTTPResponse:
     conversation = await control.conversation_info(case.conversation_id)
     transcript = await control.transcript(case.conversation_id)
     events = await request.app.ctx.events.for_conversation(case.conversation_id)
-    # Sentiment (added by another room later) arrives on message_in events; the n-th of them
-    # belongs to the n-th customer message.
-    sentiments = [_sentiment_of(e["data"]) for e in events if e["kind"] == "message_in"]
-    customer_messages = [m for m in transcript if m["sender"] == "customer"]
-    if len(sentiments) == len(customer_messages):
-        for message, sentiment in zip(customer_messages, sentiments):
-            if sentiment is not None:
-                message["sentiment"] = sentiment
+    # Each customer message carries the NLU's sentiment in the transcript (the router stores it with the turn).
     turns = [{"kind": e["kind"], "at": e["at"], **e["data"]} for e in events if e["kind"] in CONTEXT_KINDS]
     signals = case.signals or {}
     return json({

@@ -9,7 +9,9 @@ Two methods, one interface:
 - "lexicon": VADER + the support cues only, used when the head file is missing (and as the
   cheap method for callers that cannot load the embedding model).
 Chinese messages (core/language.detect) are scored by nlu/sentiment_zh.py (lexicon + Chinese
-support cues, method "lexicon_zh", issue 16). Other non-English messages (nlu/cues.is_english) get
+support cues, method "lexicon_zh", issue 16); when the cross-lingual head nlu/sentiment_head_e5.npz
+is given (`zh_head_path`), its score on the message's multilingual-E5 embedding is blended into the
+lexicon polarity, cues kept (method "blend_zh"; measured in docs/evaluation.md). Other non-English messages (nlu/cues.is_english) get
 a neutral score marked unsupported: both VADER and the head are English-only, and a confident wrong
 score would be worse than none.
 """
@@ -44,7 +46,7 @@ class Sentiment:
             "label": self.label, "score": round(self.score, 4),
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "cues": self.cues.names(), "cue_detail": self.cues.to_dict(), "english": self.cues.english,
-            "method": self.method, "language": "zh" if self.method == "lexicon_zh" else "en" if self.cues.english else "other",
+            "method": self.method, "language": "zh" if self.method.endswith("_zh") else "en" if self.cues.english else "other",
             "supported": self.method != "unsupported_language",
         }
 
@@ -117,9 +119,31 @@ def train_head(features: np.ndarray, labels: Sequence[str], c: float = 1.0) -> H
 class SentimentScorer:
     """Scores messages with the head when its weights exist, else with the lexicon method."""
 
-    def __init__(self, head_path: Path | None = HEAD_FILE, embedder: Any = None) -> None:
+    def __init__(self, head_path: Path | None = HEAD_FILE, embedder: Any = None, zh_head_path: Path | None = None,
+                 zh_embedder: Any = None) -> None:
         self.head = Head.load(head_path) if head_path and Path(head_path).exists() else None
         self._embedder = embedder
+        # The cross-lingual head for Chinese: None (lexicon + cues only) unless its file is given and exists.
+        self.zh_head = Head.load(zh_head_path) if zh_head_path and Path(zh_head_path).exists() else None
+        self._zh_embedder = zh_embedder
+
+    def zh_embedder(self) -> Any:
+        """The process's one multilingual-E5 encoder (knowledge/models.encoder), shared with the knowledge base."""
+        if self._zh_embedder is None:
+            from knowledge.models import E5, encoder
+
+            self._zh_embedder = encoder(E5)
+        return self._zh_embedder
+
+    def zh_head_scores(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> list[float]:
+        """The cross-lingual head's P(positive) - P(negative) per text, on E5's "query: " side."""
+        if self.zh_head is None or not texts:
+            return []
+        if embeddings is None:
+            embeddings = self.zh_embedder().encode_queries(list(texts))
+        probs = self.zh_head.probabilities(np.asarray(embeddings, dtype=np.float32))
+        classes = list(self.zh_head.classes)
+        return [float(row[classes.index("positive")] - row[classes.index("negative")]) for row in probs]
 
     @property
     def method(self) -> str:
@@ -145,7 +169,9 @@ class SentimentScorer:
             out = self.score_many([t for i, t in enumerate(texts) if i not in chinese],
                                   None if embeddings is None else embeddings[[i for i in range(len(texts)) if i not in chinese]])
             rest = iter(out)
-            return [Sentiment(*_zh(t)) if i in chinese else next(rest) for i, t in enumerate(texts)]
+            order = sorted(chinese)
+            heads = dict(zip(order, self.zh_head_scores([texts[i] for i in order])))
+            return [Sentiment(*_zh(t, heads.get(i))) if i in chinese else next(rest) for i, t in enumerate(texts)]
         cues = [find_cues(t) for t in texts]
         if self.head is None:
             return [self._unsupported(c) if not c.english else lexicon_sentiment(t, c) for t, c in zip(texts, cues)]
@@ -168,6 +194,6 @@ class SentimentScorer:
         return Sentiment("neutral", 0.0, {"negative": 0.0, "neutral": 1.0, "positive": 0.0}, cues, "unsupported_language")
 
 
-def _zh(text: str) -> tuple[str, float, dict[str, float], Cues, str]:
-    label, score, probabilities, cues = score_zh(text)
-    return label, score, probabilities, cues, "lexicon_zh"
+def _zh(text: str, head_score: float | None = None) -> tuple[str, float, dict[str, float], Cues, str]:
+    label, score, probabilities, cues = score_zh(text, head_score=head_score)
+    return label, score, probabilities, cues, "lexicon_zh" if head_score is None else "blend_zh"

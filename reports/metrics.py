@@ -3,7 +3,7 @@
 The conversation and case figures read reports/rollup.py's facts (refreshed incrementally
 before each read; the same definitions, computed once per case and conversation); the FAQ
 figure reads its daily rollup for whole days and the event log for partial ones. The same
-figures straight from the source tables are in reports/direct.py (the tests' oracle).
+figures straight from the source tables are in tests/reports_oracle.py (the tests' oracle).
 
 Every figure is defined in docs/reports.md; the functions here are that definition in code, so
 read the two together. All functions take a sync Connection (call them from a worker thread)

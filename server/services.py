@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from core.db import async_engine, sync_engine
 from core.persona import AsyncPersona
 from core.ratelimit import RateLimiter, make_store
 from core.settings import Settings
+from customers.linking import link_telegram
 from customers.store import CustomerStore
 from handoff.accounts import Accounts
 from handoff.assignment import CaseAssignment
@@ -82,7 +84,8 @@ class Services:
         """Background work of every web process: auto-assignment, Telegram, the model warm-up."""
         await self.console.dispatcher.start()
         if self.settings.telegram_token:
-            self.telegram = TelegramChannel(self.settings, self.router, self.engine, self.limiter)
+            link_user = functools.partial(link_telegram, self.care.customers, self.conversations)
+            self.telegram = TelegramChannel(self.settings, self.router, self.engine, self.limiter, link_user)
             self.telegram.start()
         self.tasks.append(asyncio.create_task(self._warm_up()))
         self.csat_prompt.start()

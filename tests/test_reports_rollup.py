@@ -1,5 +1,5 @@
 """The reports' pre-aggregation (reports/rollup.py) gives exactly the figures computed straight
-from the source tables (reports/direct.py), on a random history, for whole-day and partial-day
+from the source tables (tests/reports_oracle.py), on a random history, for whole-day and partial-day
 windows and every filter, and stays exact after what happens to a live system: late events in
 past days, cases claimed/closed/transferred after the first report, a customer coming back, a
 ticket, a conversation erased. On SQLite and PostgreSQL."""
@@ -21,7 +21,8 @@ from server.schema import create_schema
 from conversations.events import conversation_events
 from core.settings import load_settings
 from handoff.schema import accounts, case_routing, cases, tickets
-from reports import direct, metrics, rollup
+from reports import metrics, rollup
+from tests import reports_oracle as direct
 from reports.schema import case_facts, ensure_indexes, faq_days
 
 DAY = 86400.0

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from conversations.store import ConversationStore
 from bot.rasa_client import RasaClient
-from bot.router import Router, TurnIncomplete, turn_incomplete_error
+from bot.router import Router
+from bot.turns import TurnIncomplete, turn_incomplete_error
 from core.bus import Bus
 from core.db import async_engine
 from server.schema import create_schema

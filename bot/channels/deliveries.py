@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conversations.store import Message, messages
+from conversations.store import Message, conversations, messages
 from core.db import metadata
 
 #: Longer than the longest send with retries, so a live sender is never overtaken.
@@ -131,3 +131,15 @@ class DeliveryLedger:
         query = sa.select(deliveries).where(deliveries.c.conversation_id == conversation_id).order_by(deliveries.c.message_id)
         async with self._engine.connect() as conn:
             return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    async def undelivered_conversations(self, since: float) -> list[str]:
+        """This channel's conversations with a message newer than `since` that nobody claimed to send."""
+        m, d = messages, deliveries
+        query = (
+            sa.select(sa.distinct(m.c.conversation_id))
+            .select_from(m.join(conversations, conversations.c.id == m.c.conversation_id))
+            .outerjoin(d, sa.and_(d.c.message_id == m.c.id, d.c.channel == self.channel))
+            .where(conversations.c.channel == self.channel, m.c.sender != "customer", m.c.created_at > since, d.c.message_id.is_(None))
+        )
+        async with self._engine.connect() as conn:
+            return [row[0] for row in await conn.execute(query)]

@@ -18,15 +18,18 @@ from sanic.response import HTTPResponse, json
 
 from core import tokens
 from conversations.store import UnknownConversation
-from bot.router import ClientIdReused, InvalidMessage, Router, Turn, TurnIncomplete, turn_incomplete_error
+from bot.port import ChannelPort
+from bot.turns import ClientIdReused, InvalidMessage, Turn, TurnIncomplete, turn_incomplete_error
 from core.http import ApiError, bearer_token, database_unavailable, int_arg, read_json, unavailable
 from core.ratelimit import client_address, limiter
 
 bp = Blueprint("rest_channel", url_prefix="/api/conversations")
 
 
-def _router(request: Request) -> Router:
-    return request.app.ctx.router
+def _router(request: Request) -> ChannelPort:
+    """The router, as a channel sees it (bot/port.py)."""
+    port: ChannelPort = request.app.ctx.router
+    return port
 
 
 async def _authorised(request: Request, conversation_id: str) -> str:
@@ -80,7 +83,7 @@ async def send(request: Request, conversation_id: str) -> HTTPResponse:
         raise
     if turn.replayed and turn.mode is None and client_id:  # the original is still being answered
         turn = await router.replayed_turn(conversation_id, client_id, request.app.ctx.settings.rasa_timeout_s + 5) or turn
-    return _turn_response(turn, await router.conversations.get(conversation_id))
+    return _turn_response(turn, await router.conversation(conversation_id))
 
 
 def _client_id(request: Request, data: dict) -> str | None:
@@ -104,7 +107,7 @@ async def history(request: Request, conversation_id: str) -> HTTPResponse:
     await _authorised(request, conversation_id)
     after = int_arg(request, "after", 0)
     router = _router(request)
-    messages = await router.conversations.messages_since(conversation_id, after)
-    conversation = await router.conversations.get(conversation_id)
+    messages = await router.history(conversation_id, after)
+    conversation = await router.conversation(conversation_id)
     cursor = messages[-1].id if messages else after
     return json({"messages": [m.to_dict() for m in messages], "cursor": cursor, "mode": conversation.mode})

@@ -22,9 +22,8 @@ import logging
 import os
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
@@ -42,7 +41,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.deliveries import DeliveryLedger, deliveries
+from bot.channels.deliveries import DeliveryLedger
 from bot.channels.telegram_delivery import (
     CHANNEL,
     DeliveryFailed,
@@ -52,8 +51,10 @@ from bot.channels.telegram_delivery import (
     parse_callback,
 )
 from bot.channels.updates import UpdateLedger
-from conversations.store import Conversation, conversations, messages
-from bot.router import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, Router, language_of
+from conversations.store import Conversation
+from customers.store import Customer
+from bot.port import ChannelPort
+from bot.turns import LEAVE_QUEUE, REQUEST_HUMAN, InvalidMessage, language_of
 from core.language import normalise_tag
 from core.texts import notice
 from core.http import ApiError, read_json
@@ -84,23 +85,28 @@ def _file_url(api_url: str) -> str:
 
 
 bp = Blueprint("telegram_channel", url_prefix="/telegram")
+# Links a chat's conversation to the customer of a Telegram user id (customers/linking.link_telegram,
+# bound to the stores by the composition root): (conversation id, user id, name) -> the customer.
+LinkUser = Callable[[str, int, str], Awaitable[Customer]]
 
 
 class TelegramChannel:
     """Owns the PTB Application, the update handlers and the outbox for one web process."""
 
-    def __init__(self, settings: Settings, router: Router, engine: AsyncEngine, limiter: RateLimiter) -> None:
+    def __init__(self, settings: Settings, router: ChannelPort, engine: AsyncEngine, limiter: RateLimiter,
+                 link_user: LinkUser) -> None:
         self.settings = settings
         self.router = router
         self.engine = engine
+        self.link_user = link_user
         self.limiter = limiter
         # Each update is handled once across instances, however often Telegram (or anyone with
         # the secret) sends it; the bot id keeps two bots on one database apart.
         self.updates = UpdateLedger(engine, CHANNEL, settings.telegram_token.split(":")[0])
         self._too_fast_notice = Limit("telegram-too-fast-notice", 1, settings.rate_messages_window_s)
         self.application: Application = self._build_application()
-        ledger = DeliveryLedger(engine, CHANNEL, f"web-{os.getpid()}")
-        self.outbox = TelegramOutbox(self.application.bot, router.conversations, ledger, router.events, router.bus)
+        self.ledger = DeliveryLedger(engine, CHANNEL, f"web-{os.getpid()}")
+        self.outbox = TelegramOutbox(self.application.bot, router, self.ledger)
         self.running = False
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -216,15 +222,7 @@ class TelegramChannel:
 
     async def _kick_undelivered(self, since: float) -> None:
         """Drain every Telegram conversation with messages newer than `since` and never claimed."""
-        query = (
-            sa.select(sa.distinct(messages.c.conversation_id))
-            .select_from(messages.join(conversations, conversations.c.id == messages.c.conversation_id))
-            .outerjoin(deliveries, sa.and_(deliveries.c.message_id == messages.c.id, deliveries.c.channel == CHANNEL))
-            .where(conversations.c.channel == CHANNEL, messages.c.sender != "customer", messages.c.created_at > since, deliveries.c.message_id.is_(None))
-        )
-        async with self.engine.connect() as conn:
-            pending = [row[0] for row in await conn.execute(query)]
-        for conversation_id in pending:
+        for conversation_id in await self.ledger.undelivered_conversations(since):
             self.outbox.kick(conversation_id)
 
     # -- before and after every update ------------------------------------------------------------
@@ -251,19 +249,13 @@ class TelegramChannel:
         """The chat's conversation, started (and logged as started) on first contact."""
         assert update.effective_chat is not None
         external_id = str(update.effective_chat.id)
-        found = await self.router.conversations.find_external(CHANNEL, external_id)
-        if found is not None:
-            return found
         user = update.effective_user
         name = (user.full_name if user else "")[:120]
-        try:
-            conversation = await self.router.start_conversation(CHANNEL, external_id, name)
-        except sa.exc.IntegrityError:  # the same chat's first two updates raced
-            return await self.router.conversations.get_or_create_external(CHANNEL, external_id, name)
+        conversation = await self.router.conversation_for(CHANNEL, external_id, name)
         # Telegram's language_code is the first language (/start's greeting); then each message's own.
         lang = normalise_tag(getattr(user, "language_code", None))
-        if lang and lang != "en":
-            await self.router.conversations.update_profile(conversation.id, lang=lang)
+        if lang and lang != "en" and "lang" not in conversation.profile:
+            await self.router.note_profile(conversation.id, lang=lang)
             conversation.profile["lang"] = lang
         return conversation
 
@@ -283,11 +275,8 @@ class TelegramChannel:
     async def _link(self, conversation: Conversation, user: Any) -> None:
         """The Telegram user id is the customer's identity (Telegram vouches for it): linked on the
         first message, so the tier of a known customer counts from their first turn."""
-        from customers.linking import link_telegram
-        from customers.store import CustomerStore
-
         name = (user.full_name or "")[:120]
-        customer = await link_telegram(CustomerStore(self.engine), self.router.conversations, conversation.id, user.id, name)
+        customer = await self.link_user(conversation.id, user.id, name)
         conversation.profile = {**conversation.profile, "customer_id": customer.id, **({"tier": customer.tier} if customer.tier else {})}
 
     async def _notice(self, update: Update, text: str) -> None:
@@ -316,8 +305,7 @@ class TelegramChannel:
         else:
             await self.outbox.drain(conversation.id)  # nothing of the old one left behind
             chat_id = str(update.effective_chat.id)  # type: ignore[union-attr]
-            await self.router.conversations.set_external_id(conversation.id, f"{chat_id}:restarted:{time.time():.3f}")
-            await self.router.events.record(conversation.id, "restarted", CHANNEL)
+            await self.router.restart(conversation.id, f"{chat_id}:restarted:{time.time():.3f}")
             await self._customer_says(update, "/restart", GREET)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -352,7 +340,7 @@ class TelegramChannel:
             await self._answer(query, notice("feedback_thanks", language_of(conversation)))
             await self._drop_feedback_buttons(query)
             return
-        found = await self.router.conversations.messages_since(conversation.id, message_id - 1, limit=1)
+        found = await self.router.history(conversation.id, message_id - 1, limit=1)
         buttons = found[0].data.get("buttons") or [] if found and found[0].id == message_id else []
         if value >= len(buttons):
             await self._answer(query, "This button is no longer available.")

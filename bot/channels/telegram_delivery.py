@@ -22,9 +22,8 @@ from telegram.ext import BaseUpdateProcessor
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.channels.deliveries import DeliveryLedger
-from conversations.store import ConversationStore, Message, UnknownConversation
-from core.bus import Bus
-from conversations.events import EventLog
+from bot.port import ChannelPort
+from conversations.store import Message, UnknownConversation
 
 log = logging.getLogger(__name__)
 
@@ -239,12 +238,10 @@ class ChatOrderedUpdates(BaseUpdateProcessor):
 class TelegramOutbox:
     """Sends each conversation's undelivered messages in order, once, to its Telegram chat."""
 
-    def __init__(self, bot: Bot, conversations: ConversationStore, ledger: DeliveryLedger, events: EventLog, bus: Bus) -> None:
+    def __init__(self, bot: Bot, port: ChannelPort, ledger: DeliveryLedger) -> None:
         self.bot = bot
-        self.conversations = conversations
+        self.port = port
         self.ledger = ledger
-        self.events = events
-        self.bus = bus
         self._locks = KeyedLocks()
         self._queued: set[str] = set()  # conversations with a drain waiting for the lock
         self._tasks: set[asyncio.Task[None]] = set()
@@ -254,12 +251,12 @@ class TelegramOutbox:
     # -- the bus side --------------------------------------------------------------------------
     def start(self) -> None:
         """Listen to `channel:telegram`: agent replies and notices arrive without an update."""
-        self._subscription = self.bus.subscribe(f"channel:{CHANNEL}")
+        self._subscription = self.port.follow_channel(CHANNEL)
         self._listener = asyncio.create_task(self._listen(self._subscription))
 
     async def stop(self) -> None:
         if self._subscription is not None:
-            self.bus.unsubscribe(f"channel:{CHANNEL}", self._subscription)
+            self.port.unfollow_channel(CHANNEL, self._subscription)
         tasks = [t for t in (self._listener, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -320,7 +317,7 @@ class TelegramOutbox:
 
     async def _drain(self, conversation_id: str) -> None:
         try:
-            conversation = await self.conversations.get(conversation_id)
+            conversation = await self.port.conversation(conversation_id)
         except UnknownConversation:
             return  # another deployment's publish on a shared Redis
         chat_id = chat_id_of(conversation.external_id)
@@ -340,11 +337,11 @@ class TelegramOutbox:
         except DeliveryFailed as exc:
             log.warning("message %s to Telegram chat %s not delivered: %s", message.id, chat_id, exc)
             await self.ledger.finish(message.id, "failed", str(exc))
-            await self.events.record(conversation_id, "delivery_failed", CHANNEL, message_id=message.id, chat_id=chat_id, error=str(exc))
+            await self.port.delivery_failed(conversation_id, message.id, str(exc), chat_id=chat_id)
             return
         except Exception as exc:  # noqa: BLE001 - unexpected: record, keep serving
             log.exception("message %s to Telegram chat %s crashed the sender", message.id, chat_id)
             await self.ledger.finish(message.id, "failed", repr(exc))
-            await self.events.record(conversation_id, "delivery_failed", CHANNEL, message_id=message.id, chat_id=chat_id, error=repr(exc))
+            await self.port.delivery_failed(conversation_id, message.id, repr(exc), chat_id=chat_id)
             return
         await self.ledger.finish(message.id, "sent")

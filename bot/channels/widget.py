@@ -36,7 +36,8 @@ from websockets.typing import Data
 from core import tokens
 from core.persona import public_view
 from conversations.store import Conversation, UnknownConversation
-from bot.router import CLIENT_ID, ClientIdReused, InvalidMessage, Router, Turn, TurnIncomplete
+from bot.port import ChannelPort
+from bot.turns import CLIENT_ID, ClientIdReused, InvalidMessage, Turn, TurnIncomplete
 from core.language import normalise_tag
 from core.http import ApiError, BadJson, database_unavailable, error_response, int_arg, parse_json, read_json
 from core.ratelimit import Throttled, client_address, limiter
@@ -73,8 +74,10 @@ class FrameError(ValueError):
     """A client frame that cannot be accepted; the text is sent back in an error frame."""
 
 
-def _router(request: Request) -> Router:
-    return request.app.ctx.router
+def _router(request: Request) -> ChannelPort:
+    """The router, as a channel sees it (bot/port.py)."""
+    port: ChannelPort = request.app.ctx.router
+    return port
 
 
 def allowed_site_keys(request: Request) -> set[str]:
@@ -145,7 +148,7 @@ async def _session(request: Request) -> HTTPResponse:
     conversation = await router.start_conversation(CHANNEL)
     # The host page's (or browser's) language is the conversation's until the customer writes (core/language.py).
     lang = normalise_tag(data.get("lang") if isinstance(data.get("lang"), str) else None) or "en"
-    await router.conversations.update_profile(conversation.id, site_key=site_key, lang=lang)
+    await router.note_profile(conversation.id, site_key=site_key, lang=lang)
     await _link_identity(request, conversation.id, site_key, data.get("identity"))
     token = tokens.sign(request.app.ctx.settings.secret(), conversation.id)
     body = {"conversation_id": conversation.id, "token": token, "mode": conversation.mode, "resumed": False,
@@ -174,9 +177,9 @@ async def _link_identity(request: Request, conversation_id: str, site_key: str, 
         return found is not None and found.id == owner
     if verified is None:
         return True
-    customer = await link_site_identity(store, _router(request).conversations, settings, conversation_id, site_key, identity, time.time())
+    customer = await link_site_identity(store, request.app.ctx.conversations, settings, conversation_id, site_key, identity, time.time())
     if customer is not None:
-        await _router(request).conversations.update_profile(conversation_id, signed_in_customer=customer.id)
+        await _router(request).note_profile(conversation_id, signed_in_customer=customer.id)
     return True
 
 
@@ -194,7 +197,7 @@ async def _conversation_of(request: Request, token: Any) -> Conversation:
     if conversation_id is None:
         raise ApiError(401, "invalid conversation token")
     try:
-        conversation = await _router(request).conversations.get(conversation_id)
+        conversation = await _router(request).conversation(conversation_id)
     except UnknownConversation:
         raise ApiError(401, "this conversation no longer exists; start a new one") from None
     if conversation.channel != CHANNEL:
@@ -219,10 +222,9 @@ async def authorise_websocket(request: Request) -> None:
 async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
     """History since the client's cursor, then live messages; client frames go to the router."""
     conversation_id: str = request.ctx.conversation_id
-    bus = request.app.ctx.bus
-    topic = f"conversation:{conversation_id}"
-    # Subscribe before reading the history, so nothing said in between is missed.
-    updates = bus.subscribe(topic)
+    router = _router(request)
+    # Follow before reading the history, so nothing said in between is missed.
+    updates = router.follow(conversation_id)
     pusher: asyncio.Task[None] | None = None
     try:
         shown = await _send_history(request, ws, conversation_id, request.ctx.after)
@@ -231,7 +233,7 @@ async def websocket(request: Request, ws: WebsocketImplProtocol) -> None:
     except (ConnectionClosed, WebsocketClosed):
         pass  # the customer went away (page closed, network gone): the widget reconnects
     finally:
-        bus.unsubscribe(topic, updates)
+        router.unfollow(conversation_id, updates)
         if pusher is not None:
             pusher.cancel()
             await asyncio.gather(pusher, return_exceptions=True)
@@ -247,12 +249,12 @@ async def _send_history(request: Request, ws: WebsocketImplProtocol, conversatio
     messages: list[dict[str, Any]] = []
     cursor = after
     while True:
-        page = await router.conversations.messages_since(conversation_id, cursor, limit=HISTORY_PAGE)
+        page = await router.history(conversation_id, cursor, limit=HISTORY_PAGE)
         messages += [m.to_dict() for m in page]
         if len(page) < HISTORY_PAGE:
             break
         cursor = page[-1].id
-    conversation = await router.conversations.get(conversation_id)
+    conversation = await router.conversation(conversation_id)
     last = messages[-1]["id"] if messages else after
     await _send(ws, {"type": "history", "messages": messages, "mode": conversation.mode, "cursor": last})
     return last
@@ -418,12 +420,12 @@ async def _handle(request: Request, conversation_id: str, frame: dict[str, Any])
     return {"type": "pong"}
 
 
-async def _ack(router: Router, conversation_id: str, turn: Turn) -> dict[str, Any]:
+async def _ack(router: ChannelPort, conversation_id: str, turn: Turn) -> dict[str, Any]:
     """The turn is done: its replies (also published live) and who has the floor now. A resent
     message still being answered (another connection or instance has it) is only "received"."""
     client_id = turn.message.data.get("client_id")
     if turn.replayed and turn.mode is None:
         return {"type": "received", "client_id": client_id, "message": turn.message.to_dict()}
-    conversation = await router.conversations.get(conversation_id)
+    conversation = await router.conversation(conversation_id)
     return {"type": "ack", "mode": conversation.mode, "messages": [m.to_dict() for m in turn.replies],
             "message": turn.message.to_dict(), "client_id": client_id, "replayed": turn.replayed}
