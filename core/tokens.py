@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
+
+from core.http import ApiError, bearer_token
 
 
 def sign(secret: bytes, conversation_id: str) -> str:
@@ -22,3 +25,15 @@ def verify(secret: bytes, token: str) -> str | None:
     if not conversation_id or len(conversation_id) > 64:
         return None
     return conversation_id if hmac.compare_digest(sign(secret, conversation_id).encode(), token.encode()) else None
+
+
+def require(request: Any, secret: bytes, conversation_id: str) -> None:
+    """The request's bearer token must be this conversation's: 401 without or forged, 403 another's."""
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "missing conversation token (Authorization: Bearer <token>)")
+    owner = verify(secret, token)
+    if owner is None:
+        raise ApiError(401, "invalid conversation token")
+    if owner != conversation_id:
+        raise ApiError(403, "this token belongs to another conversation")

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, file, json, text
+from sanic.response import HTTPResponse, json, text
 
 from core.auth import staff
+from core.pages import SCRIPT, STYLE, StaffPage
 from core.http import MAX_INT, ApiError, read_json
 from core.ratelimit import client_address, limiter
 from editor import importing
@@ -48,8 +49,7 @@ from editor.suggestions import suggestions
 from editor.usage import usage_by_faq
 
 bp = Blueprint("editor_api")
-STATIC = Path(__file__).resolve().parent / "static" / "editor"
-PAGE_FILES = {"editor.js": "text/javascript; charset=utf-8", "editor.css": "text/css; charset=utf-8"}
+PAGE = StaffPage(Path(__file__).resolve().parent / "static" / "editor", "editor.html", {"editor.js": SCRIPT, "editor.css": STYLE}, "editor")
 editors_only = staff("editor")
 
 
@@ -381,11 +381,9 @@ async def list_suggestions(request: Request, me: Any) -> HTTPResponse:
 # -- the page -------------------------------------------------------------------------------
 @bp.get("/editor")
 async def page(request: Request) -> HTTPResponse:
-    return await file(STATIC / "editor.html", mime_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+    return await PAGE.html()
 
 
 @bp.get("/editor/<name:str>")
 async def page_file(request: Request, name: str) -> HTTPResponse:
-    if name not in PAGE_FILES:
-        raise ApiError(404, f"no editor file '{name}'")
-    return await file(STATIC / name, mime_type=PAGE_FILES[name], headers={"Cache-Control": "no-cache"})
+    return await PAGE.asset(name)

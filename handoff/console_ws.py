@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, file
+from sanic.response import HTTPResponse
 
+from core.pages import SCRIPT, STYLE, StaffPage
 from core.http import ApiError, bearer_token, parse_json
 from core.websocket import receive
 from handoff.accounts import Account, AuthError, session_key
@@ -35,10 +36,9 @@ from handoff.presence import STAFF_ROLES, PresenceError
 from handoff.services import services
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).parent / "static" / "console"
+PAGE = StaffPage(Path(__file__).parent / "static" / "console", "console.html", {"console.js": SCRIPT, "console.css": STYLE}, "console")
 CHECK_IN_S = 15.0  # the page pings this often; presence_timeout_s should be a few times larger
 AUTH_FRAME_S = 10.0  # a browser has this long to send its {"type": "auth"} frame
-PAGE_FILES = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
 
 page_bp = Blueprint("agent_console_page")
 ws_bp = Blueprint("agent_console_ws", url_prefix="/api/agent")
@@ -47,15 +47,13 @@ ws_bp = Blueprint("agent_console_ws", url_prefix="/api/agent")
 @page_bp.get("/console")
 async def console_page(request: Request) -> HTTPResponse:
     """The page itself is public; everything it shows needs a staff login."""
-    return await file(STATIC / "console.html", headers={"Cache-Control": "no-cache"}, mime_type="text/html; charset=utf-8")
+    return await PAGE.html()
 
 
 @page_bp.get("/console/static/<name:str>")
 async def console_file(request: Request, name: str) -> HTTPResponse:
     """Only the console's own files (a directory or any other name is a 404, not a crash)."""
-    if name not in PAGE_FILES:
-        raise ApiError(404, f"no console file '{name}'")
-    return await file(STATIC / name, mime_type=PAGE_FILES[name], headers={"Cache-Control": "no-cache"})
+    return await PAGE.asset(name)
 
 
 async def _snapshot(request: Request, me: Account) -> dict[str, Any]:

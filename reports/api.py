@@ -27,17 +27,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, file, json, raw
+from sanic.response import HTTPResponse, json, raw
 
 from core import tokens
 from core.auth import staff
-from core.http import ApiError, bearer_token, read_json
+from core.pages import SCRIPT, STYLE, StaffPage
+from core.http import ApiError, read_json
 from reports import charts, csat, metrics, qa
 from reports.schema import accounts, case_routing, conversations, qa_criteria
 
 bp = Blueprint("reports")
-STATIC = Path(__file__).resolve().parent / "static"
-PAGE_FILES = {"reports.js": "text/javascript; charset=utf-8", "reports.css": "text/css; charset=utf-8"}
+PAGE = StaffPage(Path(__file__).resolve().parent / "static", "reports.html", {"reports.js": SCRIPT, "reports.css": STYLE}, "reports")
 READERS = ("manager", "supervisor")
 CHARTS = ("containment", "escalation_reasons", "escalations_by_day", "csat_trend", "faq_served", "unanswered", "qa_agents")
 MAX_DAYS = 366
@@ -103,14 +103,12 @@ def _plain(value: Any) -> Any:
 # -- the page --------------------------------------------------------------------------------
 @bp.get("/reports")
 async def page(request: Request) -> HTTPResponse:
-    return await file(STATIC / "reports.html", mime_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+    return await PAGE.html()
 
 
 @bp.get("/reports/<name:str>")
 async def page_file(request: Request, name: str) -> HTTPResponse:
-    if name not in PAGE_FILES:
-        raise ApiError(404, f"no reports file '{name}'")
-    return await file(STATIC / name, mime_type=PAGE_FILES[name], headers={"Cache-Control": "no-cache"})
+    return await PAGE.asset(name)
 
 
 # -- figures ---------------------------------------------------------------------------------
@@ -220,14 +218,7 @@ async def gaps(request: Request, me: Any) -> HTTPResponse:
 # -- CSAT ------------------------------------------------------------------------------------
 @bp.post("/api/conversations/<conversation_id:str>/rating")
 async def rate(request: Request, conversation_id: str) -> HTTPResponse:
-    token = bearer_token(request)
-    if token is None:
-        raise ApiError(401, "missing conversation token (Authorization: Bearer <token>)")
-    owner = tokens.verify(request.app.ctx.settings.secret(), token)
-    if owner is None:
-        raise ApiError(401, "invalid conversation token")
-    if owner != conversation_id:
-        raise ApiError(403, "this token belongs to another conversation")
+    tokens.require(request, request.app.ctx.settings.secret(), conversation_id)
     body = read_json(request, max_bytes=16 * 1024)
     unknown = set(body) - {"score", "comment"}
     if unknown:

@@ -20,7 +20,7 @@ from core import tokens
 from conversations.store import UnknownConversation
 from bot.port import ChannelPort
 from bot.turns import ClientIdReused, InvalidMessage, Turn, TurnIncomplete, turn_incomplete_error
-from core.http import ApiError, bearer_token, database_unavailable, int_arg, read_json, unavailable
+from core.http import ApiError, database_unavailable, int_arg, read_json, unavailable
 from core.ratelimit import client_address, limiter
 
 bp = Blueprint("rest_channel", url_prefix="/api/conversations")
@@ -34,16 +34,9 @@ def _router(request: Request) -> ChannelPort:
 
 async def _authorised(request: Request, conversation_id: str) -> str:
     """The conversation id, if the bearer token is genuine and the conversation exists."""
-    token = bearer_token(request)
-    if token is None:
-        raise ApiError(401, "missing conversation token (Authorization: Bearer <token>)")
-    owner = tokens.verify(request.app.ctx.settings.secret(), token)
-    if owner is None:
-        raise ApiError(401, "invalid conversation token")
-    if owner != conversation_id:
-        raise ApiError(403, "this token belongs to another conversation")
+    tokens.require(request, request.app.ctx.settings.secret(), conversation_id)
     try:
-        await _router(request).conversations.get(conversation_id)
+        await _router(request).conversation(conversation_id)
     except UnknownConversation:
         raise ApiError(404, f"unknown conversation '{conversation_id}'") from None
     return conversation_id
