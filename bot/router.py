@@ -520,7 +520,10 @@ class Router:
         }
 
     async def transcript(self, conversation_id: str) -> list[dict[str, Any]]:
-        return [m.to_dict() for m in await self.conversations.messages_since(conversation_id, 0, limit=5000)]
+        """The whole conversation for the agents, with each customer message's sentiment (which the
+        customer's own channels never show)."""
+        return [{**m.to_dict(), **({"sentiment": m.data["sentiment"]} if "sentiment" in m.data else {})}
+                for m in await self.conversations.messages_since(conversation_id, 0, limit=5000)]
 
     async def _append_to_tracker(self, conversation_id: str, events: list[dict[str, Any]]) -> None:
         """Best effort: the database holds the transcript even if Rasa is down right now."""

@@ -113,7 +113,7 @@ class Message:
             "sender": self.sender,
             "text": self.text,
             "created_at": self.created_at,
-            **{k: v for k, v in self.data.items() if k in ("buttons", "agent_name", "faq_id", "kind", "decision", "client_id", "sentiment")},
+            **{k: v for k, v in self.data.items() if k in ("buttons", "agent_name", "faq_id", "kind", "decision", "client_id")},
         }
 
 
