@@ -378,6 +378,12 @@ def test_context_suggestions_notes_canned(stack: Stack) -> None:
     answered = [t for t in context["turns"] if t["kind"] == "answered"][0]
     assert answered["faq_id"] == "orders-track-order" and answered["nlu"]["intent"]
     assert "how long does a refund take?" in [m["text"] for m in context["transcript"]]
+    # The agent sees the sentiment of the messages the bot handled (never shown to the customer).
+    first = next(m for m in context["transcript"] if m["text"] == "how can I track my order?")
+    assert isinstance(first.get("sentiment"), dict) and "score" in first["sentiment"]
+    shown = customer.stack.http.get(f"/api/conversations/{customer.conversation_id}/messages", params={"after": 0},
+                                    headers={"Authorization": f"Bearer {customer.token}"}).json()["messages"]
+    assert all("sentiment" not in m for m in shown)
 
     suggestions = agent.get(f"/cases/{case['id']}/suggestions").json()
     assert suggestions["query"] == "how long does a refund take?"
