@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -34,11 +35,26 @@ settings = load_settings(var_dir=Path(args["var"]), web_port=args["web"], rasa_p
 supervisor = Supervisor(settings, model=prepare(settings))
 supervisor.start()
 try:
-    print(json.dumps({"url": settings.web_url, "pids": {s.name: s.process.pid for s in supervisor.services if s.process}}), flush=True)
+    print("TANDEM-BEFORE-READY " + json.dumps({"url": settings.web_url, "pids": {s.name: s.process.pid for s in supervisor.services if s.process}}), flush=True)
+    sys.stdout = sys.stderr  # nobody reads the pipe after this line
     sys.stdin.read()
 finally:
     supervisor.stop()
 """
+
+
+READY = "TANDEM-BEFORE-READY "
+
+
+def list_until_ready(process: subprocess.Popen) -> list[str]:
+    """The child's stdout lines up to and including its ready line (or until it exits)."""
+    assert process.stdout is not None
+    seen: list[str] = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(READY):
+            break
+    return seen
 
 
 @dataclass
@@ -75,9 +91,14 @@ def start_before(ref: str, folder: Path, faq_name: str, log: Path) -> BeforeStac
     process = subprocess.Popen([sys.executable, "-c", SERVE, json.dumps(args)], cwd=folder, env=env, stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=handle, text=True, start_new_session=True)
     assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        process.wait(timeout=30)
-        raise RuntimeError(f"the {ref} stack did not start:\n{log.read_text(errors='replace')[-2000:]}")
-    ready = json.loads(line)
-    return BeforeStack(ref, ready["url"], {k: int(v) for k, v in ready["pids"].items()}, process)
+    try:
+        lines = list_until_ready(process)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGTERM)
+        raise
+    for line in lines:  # prepare() prints its progress; the last line names the stack
+        if line.startswith(READY):
+            ready = json.loads(line[len(READY):])
+            return BeforeStack(ref, ready["url"], {k: int(v) for k, v in ready["pids"].items()}, process)
+    process.wait(timeout=30)
+    raise RuntimeError(f"the {ref} stack did not start:\n{log.read_text(errors='replace')[-2000:]}")
