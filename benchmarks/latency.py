@@ -400,6 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "OMP_WAIT_POLICY=PASSIVE (to see what that setting is worth); own section")
     parser.add_argument("--lang", choices=sorted(FAQ_FILES), default="en", help="the demo FAQ and customer texts (zh: issue 16)")
     parser.add_argument("--no-bare", action="store_true", help="Tandem only: no bare moodbot baseline")
+    parser.add_argument("--bare-dir", type=Path, default=None,
+                        help="keep the moodbot here and reuse it when it is already trained (rasa init takes minutes; "
+                             "a run must stay within 5)")
     parser.add_argument("--before", metavar="REF", default="",
                         help="also start Tandem at this git ref (benchmarks/before_stack.py) and measure it in the same run "
                              "(issue 13: before vs after)")
@@ -420,8 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tandem-bench-latency-") as tmp_name:
         tmp = Path(tmp_name)
-        bare_dir, bare_log = tmp / "moodbot", tmp / "moodbot.log"
-        bare_dir.mkdir()
+        bare_dir, bare_log = (args.bare_dir.resolve() if args.bare_dir else tmp / "moodbot"), tmp / "moodbot.log"
+        bare_dir.mkdir(parents=True, exist_ok=True)
+        bare_trained = any((bare_dir / "models").glob("*.tar.gz"))
         bare_port = free_port()
         supervisor: Supervisor | None = None
         before_stack: BeforeStack | None = None
@@ -430,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare_server: subprocess.Popen | None = None
         try:
             t0 = time.perf_counter()
-            if not args.no_bare:
+            if not args.no_bare and not bare_trained:
                 print("creating and training the bare moodbot (rasa init) in the background ...", flush=True)
                 bare_init = start_bare_init(bare_dir, bare_log)
 
@@ -457,8 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print("  " + " | ".join(latency_row(outcome)), flush=True)
                 memory_only = [memory_row(f"Tandem {s.name}", s.process.pid) for s in supervisor.services if s.process]
                 return _report_tandem_only(args, section, outcomes_only, memory_only, tandem, started)
-            assert bare_init is not None
-            if bare_init.wait(timeout=900) != 0:
+            if bare_init is not None and bare_init.wait(timeout=900) != 0:
                 raise RuntimeError(f"rasa init failed:\n{bare_log.read_text(errors='replace')[-2000:]}")
             print(f"moodbot trained ({time.perf_counter() - t0:.0f}s since start); starting rasa run ...", flush=True)
             bare_server = start_bare_server(bare_dir, bare_port, bare_log)
