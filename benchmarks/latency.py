@@ -542,15 +542,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nTandem replies: {kinds}\nTandem POST /api/conversations: {opened}\n{load_text}; total {elapsed:.0f} s")
 
     if not args.no_docs:
-        flag = (" --omp-spin" if args.omp_spin else "") + (f" --before {args.before}" if args.before else "")
+        flag = ((" --omp-spin" if args.omp_spin else "") + (f" --before {args.before}" if args.before else "")
+                + (f" --bare-dir {args.bare_dir}" if args.bare_dir else ""))
+        trained = "the moodbot trained before the run (--bare-dir)" if bare_init is None else "including training the moodbot"
         body = f"""Command: `$VENV/bin/python benchmarks/latency.py --messages {args.messages}{flag}` ({today()}; {machine()};
-{load_text}; {elapsed:.0f} s including training the moodbot).
+{load_text}; {elapsed:.0f} s, {trained}).
 
 Both systems run on 127.0.0.1 in the same run. Tandem starts as in tests/conftest.py (free ports,
 a temporary var dir with SQLite, `prepare()`, `Supervisor`: Rasa + action server + web process);
 each message is `POST /api/conversations/<id>/messages` (stored, routed to Rasa, FAQ answers from the
 action server's embedding search, stored and published before the HTTP reply). The baseline is
-`rasa init --no-prompt` (the default moodbot, trained in the same run) under `rasa run --enable-api`,
+`rasa init --no-prompt` (the default moodbot, trained in the run or kept by `--bare-dir`) under `rasa run --enable-api`,
 each message `POST /webhooks/rest/webhook`. Each scenario sends the same {args.messages} texts in
 conversations of {TURNS_PER_CONVERSATION} turns (a greeting, then paraphrases from data/faq.yml; fixed seed), from 1 or
 20 concurrent customers; latency is one message's HTTP round trip, throughput is successful
