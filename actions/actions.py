@@ -26,6 +26,7 @@ from core import texts
 from core.language import detect
 from core.settings import Business
 from knowledge.base import Match
+from knowledge.query_vector import QueryVector
 
 MISSES = "misses"  # consecutive turns the bot could not answer, whatever the cause
 MISS_KINDS = "miss_kinds"
@@ -54,10 +55,16 @@ def _sentiment(tracker: Tracker) -> dict[str, Any]:
     return {k: found.get(k) for k in ("label", "score", "cues", "english", "method")} if found else {}
 
 
-async def _search(text: str) -> list[Match]:
+async def _search(text: str, carried: QueryVector | None) -> list[Match]:
     """Embedding and FAISS run in a worker thread: the action server's loop stays free."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, knowledge_base().search, text, 5)
+    return await loop.run_in_executor(None, knowledge_base().search_with, text, carried, 5)
+
+
+def _query_source(carried: QueryVector | None) -> str:
+    """Where the search's query vector came from: "rasa" (nlu/embedding.py, reused) or "action"
+    (embedded here: no vector in the parse data, or another encoder than the knowledge base's)."""
+    return "rasa" if carried is not None and carried.encoder == knowledge_base().encoder_name else "action"
 
 
 async def live_thresholds() -> Thresholds:
@@ -88,33 +95,37 @@ def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decis
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
-def answer(dispatcher: CollectingDispatcher, tracker: Tracker, best: Match, matches: list[Match], decision: Decision) -> list[EventType]:
+def answer(dispatcher: CollectingDispatcher, tracker: Tracker, best: Match, matches: list[Match], decision: Decision,
+           query: dict[str, str] | None = None) -> list[EventType]:
     said = BotDecision("answer", _candidates(matches), _nlu_signals(tracker), _sentiment(tracker), tuple(decision.to_dict()["reasons"]),
-                       answered=Answered(best.faq_id, best.score, best.category))
+                       answered=Answered(best.faq_id, best.score, best.category), query_vector=(query or {}).get("query_vector", ""))
     dispatcher.utter_message(json_message=said.to_payload())
     dispatcher.utter_message(text=best.answer)
     return [SlotSet(MISSES, 0), SlotSet(MISS_KINDS, [])]
 
 
-def clarify(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, matches: list[Match]) -> list[EventType]:
+def clarify(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, matches: list[Match],
+            query: dict[str, str] | None = None) -> list[EventType]:
     """"Did you mean A or B?" with buttons whose payloads name the FAQ (`/faq{"faq_id": ...}`)."""
     a, b = decision.options
     buttons = [{"title": o.question, "payload": "/faq" + json.dumps({"faq_id": o.faq_id})} for o in decision.options]
     options = tuple(BotCandidate(o.faq_id, o.score, o.question) for o in decision.options)
     said = BotDecision("clarify", _candidates(matches), _nlu_signals(tracker), _sentiment(tracker), tuple(decision.to_dict()["reasons"]),
-                       options=options)
+                       options=options, query_vector=(query or {}).get("query_vector", ""))
     dispatcher.utter_message(json_message=said.to_payload())
     dispatcher.utter_message(text=texts.notice("did_you_mean", _language(tracker), a=a.question, b=b.question), buttons=buttons)
     return []  # neither answered nor missed: the counters stay
 
 
-def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, text: str, matches: list[Match]) -> list[EventType]:
+def miss(dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, text: str, matches: list[Match],
+         query: dict[str, str] | None = None) -> list[EventType]:
     """One more turn the bot could not answer (the policy escalates when that is too many)."""
     kind = decision.miss_kind or "unknown"
     kinds = [*(tracker.get_slot(MISS_KINDS) or []), kind][-max(1, thresholds().max_misses):]
     values = decision.reasons[0].values if decision.reasons else {}
     info = {k: values[k] for k in ("best_score", "confidence") if k in values}
-    said = BotDecision("miss", _candidates(matches), {}, _sentiment(tracker), tuple(decision.to_dict()["reasons"]), missed=Missed(kind, info))
+    said = BotDecision("miss", _candidates(matches), {}, _sentiment(tracker), tuple(decision.to_dict()["reasons"]), missed=Missed(kind, info),
+                       query_vector=(query or {}).get("query_vector", ""))
     dispatcher.utter_message(json_message=said.to_payload())
     dispatcher.utter_message(text=text)
     return [SlotSet(MISSES, decision.misses_after(_counter(tracker, MISSES))), SlotSet(MISS_KINDS, kinds)]
@@ -125,7 +136,10 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
     parse = dict(tracker.latest_message or {})
     text = parse.get("text") or ""
     chosen = next((e.get("value") for e in parse.get("entities") or [] if e.get("entity") == "faq_id"), None)
-    matches = await _search(text) if route in (FAQ, FALLBACK) and not chosen and text.strip() else []
+    searching = route in (FAQ, FALLBACK) and not chosen and bool(text.strip())
+    carried = QueryVector.from_parse(parse) if searching else None
+    matches = await _search(text, carried) if searching else []
+    query = {"query_vector": _query_source(carried)} if searching else {}
     metadata = _metadata(tracker)
     tier = tracker.get_slot(TIER) or metadata.get("tier")
     signals = signals_from_tracker(
@@ -135,15 +149,15 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
     decision = decide(signals, await live_thresholds())
     business = await asyncio.get_running_loop().run_in_executor(None, persona)  # cached; one cheap query a second at most
     if decision.action == "escalate":
-        return escalate(dispatcher, tracker, decision, business, candidates=[c.to_dict() for c in _candidates(matches)],
+        return escalate(dispatcher, tracker, decision, business, candidates=[c.to_dict() for c in _candidates(matches)], **query,
                         **({"miss_kind": decision.miss_kind} if decision.miss_kind else {}))
     if decision.action == "answer" and decision.faq_id:
         best = next((m for m in matches if m.faq_id == decision.faq_id), None) or _entry_match(decision.faq_id)
         if best is not None:
-            return answer(dispatcher, tracker, best, matches, decision)
+            return answer(dispatcher, tracker, best, matches, decision, query)
     if decision.action == "clarify":
-        return clarify(dispatcher, tracker, decision, matches)
-    return miss(dispatcher, tracker, decision, business.text(miss_text, _language(tracker)), matches)
+        return clarify(dispatcher, tracker, decision, matches, query)
+    return miss(dispatcher, tracker, decision, business.text(miss_text, _language(tracker)), matches, query)
 
 
 def _entry_match(faq_id: str) -> Match | None:

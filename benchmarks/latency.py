@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -44,6 +45,7 @@ from server.cli import prepare  # noqa: E402
 from server.processes import Supervisor  # noqa: E402
 from core.settings import Settings, load_settings  # noqa: E402
 from knowledge.base import load_faq_file  # noqa: E402
+from before_stack import BeforeStack, start_before  # noqa: E402
 
 SECTION = "Message latency: Tandem REST channel vs a bare Rasa bot"
 GREETINGS = ("hi", "hello there", "good morning", "hey")
@@ -292,12 +294,71 @@ def stop(process: subprocess.Popen | None) -> None:
 
 
 # -- memory ----------------------------------------------------------------------------------
+MEMORY_HEADERS = ["process", "pid", "peak RSS (VmHWM)", "PSS now", "torch loaded"]
+
+
+def pss_mb(pid: int) -> float | None:
+    """Proportional set size now (shared pages divided among the processes mapping them), MiB."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^Pss:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(found.group(1)) / 1024 if found else None
+
+
+def torch_loaded(pid: int) -> str:
+    try:
+        return "yes" if "libtorch" in Path(f"/proc/{pid}/maps").read_text() else "no"
+    except OSError:
+        return "?"
+
+
 def memory_row(name: str, pid: int) -> list[str]:
-    """Peak RSS of the process (and of any children it forked, listed apart)."""
+    """Peak RSS of the process (and of any children it forked, listed apart), PSS, torch."""
     own = peak_rss_mb(pid)
     kids = [peak_rss_mb(child) or 0.0 for child in children_of(pid)]
     extra = f" (+{sum(kids):.0f} MiB in {len(kids)} child processes)" if kids else ""
-    return [name, str(pid), f"{own:.0f} MiB{extra}" if own is not None else "gone"]
+    pss = pss_mb(pid)
+    return [name, str(pid), f"{own:.0f} MiB{extra}" if own is not None else "gone",
+            f"{pss:.0f} MiB" if pss is not None else "-", torch_loaded(pid)]
+
+
+def memory_totals(tandem: "TandemClient", before: BeforeStack | None, bare_pid: int) -> list[list[str]]:
+    """Per system: the sum of its processes' peak RSS and of their PSS."""
+    systems = [(tandem.name, list(tandem.pids.values()))]
+    if before is not None:
+        systems.insert(0, (f"Tandem before ({before.ref})", list(before.pids.values())))
+    systems.append(("bare Rasa (rasa run)", [bare_pid]))
+    rows = []
+    for name, pids in systems:
+        rss = sum(peak_rss_mb(p) or 0.0 for p in pids)
+        pss = sum(pss_mb(p) or 0.0 for p in pids)
+        rows.append([name, f"{rss / 1024:.2f} GiB", f"{pss / 1024:.2f} GiB"])
+    return rows
+
+
+def tracker_size(settings: Settings, tandem: "TandemClient") -> str:
+    """Bytes of a stored user event with and without the carried embedding (one FAQ question)."""
+    import json
+
+    async def one() -> str:
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
+            conversation = await tandem.open(http)
+            await tandem.send(http, conversation, "how can I track my order?")
+            tracker = (await http.get(f"{settings.rasa_url}/conversations/{conversation.conversation_id}/tracker",
+                                      params={"token": settings.rasa_token()})).json()
+        users = [e for e in tracker.get("events", []) if e.get("event") == "user"]
+        if not users or "text_embedding" not in (users[-1].get("parse_data") or {}):
+            return "no embedding in the parse data"
+        event = users[-1]
+        full = len(json.dumps(event))
+        bare = len(json.dumps({**event, "parse_data": {k: v for k, v in event["parse_data"].items() if k != "text_embedding"}}))
+        whole = len(json.dumps(tracker))
+        return (f"a user event is {full} bytes of JSON with the vector, {bare} without (+{full - bare} bytes, "
+                f"{(full - bare) / bare:.0%}); this 1-question conversation's whole tracker is {whole} bytes")
+
+    return asyncio.run(one())
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -339,6 +400,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "OMP_WAIT_POLICY=PASSIVE (to see what that setting is worth); own section")
     parser.add_argument("--lang", choices=sorted(FAQ_FILES), default="en", help="the demo FAQ and customer texts (zh: issue 16)")
     parser.add_argument("--no-bare", action="store_true", help="Tandem only: no bare moodbot baseline")
+    parser.add_argument("--bare-dir", type=Path, default=None,
+                        help="keep the moodbot here and reuse it when it is already trained (rasa init takes minutes; "
+                             "a run must stay within 5)")
+    parser.add_argument("--before", metavar="REF", default="",
+                        help="also start Tandem at this git ref (benchmarks/before_stack.py) and measure it in the same run "
+                             "(issue 13: before vs after)")
     args = parser.parse_args(argv)
     section = SECTION
     if args.no_bare:
@@ -356,15 +423,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tandem-bench-latency-") as tmp_name:
         tmp = Path(tmp_name)
-        bare_dir, bare_log = tmp / "moodbot", tmp / "moodbot.log"
-        bare_dir.mkdir()
+        bare_dir, bare_log = (args.bare_dir.resolve() if args.bare_dir else tmp / "moodbot"), tmp / "moodbot.log"
+        bare_dir.mkdir(parents=True, exist_ok=True)
+        bare_trained = any((bare_dir / "models").glob("*.tar.gz"))
         bare_port = free_port()
         supervisor: Supervisor | None = None
+        before_stack: BeforeStack | None = None
+        before_client: TandemClient | None = None
         bare_init: subprocess.Popen | None = None
         bare_server: subprocess.Popen | None = None
         try:
             t0 = time.perf_counter()
-            if not args.no_bare:
+            if not args.no_bare and not bare_trained:
                 print("creating and training the bare moodbot (rasa init) in the background ...", flush=True)
                 bare_init = start_bare_init(bare_dir, bare_log)
 
@@ -376,6 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Tandem up on {settings.web_url}", flush=True)
 
             tandem = TandemClient(settings.web_url, {s.name: s.process.pid for s in supervisor.services if s.process})
+            if args.before:
+                print(f"starting Tandem at {args.before} next to it ...", flush=True)
+                before_stack = start_before(args.before, tmp / "before", FAQ_FILES[args.lang].name, tmp / "before.log")
+                before_client = TandemClient(before_stack.url, before_stack.pids)
+                before_client.name = f"Tandem before ({args.before})"
             if args.no_bare:
                 asyncio.run(warm_up(tandem, warm_texts))
                 outcomes_only: dict[tuple[str, int], Outcome] = {}
@@ -386,8 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print("  " + " | ".join(latency_row(outcome)), flush=True)
                 memory_only = [memory_row(f"Tandem {s.name}", s.process.pid) for s in supervisor.services if s.process]
                 return _report_tandem_only(args, section, outcomes_only, memory_only, tandem, started)
-            assert bare_init is not None
-            if bare_init.wait(timeout=900) != 0:
+            if bare_init is not None and bare_init.wait(timeout=900) != 0:
                 raise RuntimeError(f"rasa init failed:\n{bare_log.read_text(errors='replace')[-2000:]}")
             print(f"moodbot trained ({time.perf_counter() - t0:.0f}s since start); starting rasa run ...", flush=True)
             bare_server = start_bare_server(bare_dir, bare_port, bare_log)
@@ -395,12 +469,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             wait_http(f"{bare_url}/status", bare_server, bare_log)
 
             bare = BareRasaClient(bare_url, bare_server.pid)
-            asyncio.run(warm_up(tandem, warm_texts))
-            asyncio.run(warm_up(bare, warm_texts))
+            systems: list[Client] = ([before_client] if before_client else []) + [tandem, bare]
+            for client in systems:
+                asyncio.run(warm_up(client, warm_texts))
 
             outcomes: dict[tuple[str, int], Outcome] = {}
             for concurrency in CONCURRENCY:  # interleaved, so drifting machine load hits both alike
-                for client in (tandem, bare):
+                for client in systems:
                     print(f"{client.name}: {args.messages} messages, {concurrency} concurrent ...", flush=True)
                     outcome = asyncio.run(run_scenario(client, script, concurrency))
                     outcomes[(client.name, concurrency)] = outcome
@@ -408,9 +483,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for error in outcome.errors[:3]:
                         print(f"  error: {error}", flush=True)
 
+            tracker_cost = tracker_size(settings, tandem)
             memory = [memory_row(f"Tandem {s.name}", s.process.pid) for s in supervisor.services if s.process]
+            if before_stack is not None:
+                memory += [memory_row(f"Tandem before {name}", pid) for name, pid in before_stack.pids.items()]
             memory.append(memory_row("bare Rasa (rasa run)", bare_server.pid))
+            totals = memory_totals(tandem, before_stack, bare_server.pid)
         finally:
+            if before_stack is not None:
+                before_stack.stop()
             if supervisor is not None:
                 supervisor.stop()
             stop(bare_server)
@@ -422,27 +503,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["system", "concurrent conversations", "ok/sent", "p50 ms", "p95 ms", "mean ms", "p95 ms incl. failures",
          "ok messages/s",
          "server CPU ms per message sent"],
-        [latency_row(outcomes[(client_name, c)]) for c in CONCURRENCY for client_name in (tandem.name, bare.name)],
+        [latency_row(outcomes[(client.name, c)]) for c in CONCURRENCY for client in systems],
     )
     ratio_table = markdown_table(
-        ["concurrent conversations", "p50 Tandem / bare", "p95 Tandem / bare", "throughput bare / Tandem",
+        ["system", "concurrent conversations", "p50 Tandem / bare", "p95 Tandem / bare", "throughput bare / Tandem",
          "CPU per message Tandem / bare"],
-        [[str(c), ratio(outcomes[(tandem.name, c)], outcomes[(bare.name, c)], 50),
-          ratio(outcomes[(tandem.name, c)], outcomes[(bare.name, c)], 95),
-          f"{outcomes[(bare.name, c)].throughput / outcomes[(tandem.name, c)].throughput:.1f}x"
-          if outcomes[(tandem.name, c)].throughput else "-",
-          cpu_ratio(outcomes[(tandem.name, c)], outcomes[(bare.name, c)])] for c in CONCURRENCY],
+        [[system.name, str(c), ratio(outcomes[(system.name, c)], outcomes[(bare.name, c)], 50),
+          ratio(outcomes[(system.name, c)], outcomes[(bare.name, c)], 95),
+          f"{outcomes[(bare.name, c)].throughput / outcomes[(system.name, c)].throughput:.2f}x"
+          if outcomes[(system.name, c)].throughput else "-",
+          cpu_ratio(outcomes[(system.name, c)], outcomes[(bare.name, c)])]
+         for system in systems if system is not bare for c in CONCURRENCY],
     )
-    memory_table = markdown_table(["process", "pid", "peak RSS (VmHWM)"], memory)
+    memory_table = markdown_table(MEMORY_HEADERS, memory)
+    totals_table = markdown_table(["system", "peak RSS, sum of processes", "PSS now, sum (shared pages split)"], totals)
     kinds = "; ".join(
-        f"{c} concurrent: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes[(tandem.name, c)].kinds.items()))
-        for c in CONCURRENCY
+        f"{system.name}, {c} concurrent: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes[(system.name, c)].kinds.items()))
+        for system in systems if system is not bare for c in CONCURRENCY
     )
     cpu_split = "; ".join(
-        f"{c} concurrent: " + ", ".join(
-            f"{name} {seconds * 1000 / max(1, outcomes[(tandem.name, c)].sent):.0f}"
-            for name, seconds in outcomes[(tandem.name, c)].cpu_by_process.items())
-        for c in CONCURRENCY
+        f"{system.name}, {c} concurrent: " + ", ".join(
+            f"{name} {seconds * 1000 / max(1, outcomes[(system.name, c)].sent):.0f}"
+            for name, seconds in outcomes[(system.name, c)].cpu_by_process.items())
+        for system in systems if system is not bare for c in CONCURRENCY
     )
     failures = "; ".join(
         f"{o.system}, {o.concurrency} concurrent: " + ", ".join(f"{n} x {e}" for e, n in Counter(o.errors).most_common(3))
@@ -452,21 +535,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_text = (f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
                  f"(1-minute; the machine was shared with other work)")
 
-    print("\n" + latency_table + "\n\n" + ratio_table + "\n\n" + memory_table)
+    print("\n" + latency_table + "\n\n" + ratio_table + "\n\n" + memory_table + "\n\n" + totals_table)
+    print(f"\ntracker: {tracker_cost}")
     print(f"\nfailures: {failures}")
     print(f"\nTandem CPU ms per message by process: {cpu_split}")
     print(f"\nTandem replies: {kinds}\nTandem POST /api/conversations: {opened}\n{load_text}; total {elapsed:.0f} s")
 
     if not args.no_docs:
-        flag = " --omp-spin" if args.omp_spin else ""
+        flag = ((" --omp-spin" if args.omp_spin else "") + (f" --before {args.before}" if args.before else "")
+                + (f" --bare-dir {args.bare_dir}" if args.bare_dir else ""))
+        trained = "the moodbot trained before the run (--bare-dir)" if bare_init is None else "including training the moodbot"
         body = f"""Command: `$VENV/bin/python benchmarks/latency.py --messages {args.messages}{flag}` ({today()}; {machine()};
-{load_text}; {elapsed:.0f} s including training the moodbot).
+{load_text}; {elapsed:.0f} s, {trained}).
 
 Both systems run on 127.0.0.1 in the same run. Tandem starts as in tests/conftest.py (free ports,
 a temporary var dir with SQLite, `prepare()`, `Supervisor`: Rasa + action server + web process);
 each message is `POST /api/conversations/<id>/messages` (stored, routed to Rasa, FAQ answers from the
 action server's embedding search, stored and published before the HTTP reply). The baseline is
-`rasa init --no-prompt` (the default moodbot, trained in the same run) under `rasa run --enable-api`,
+`rasa init --no-prompt` (the default moodbot, trained in the run or kept by `--bare-dir`) under `rasa run --enable-api`,
 each message `POST /webhooks/rest/webhook`. Each scenario sends the same {args.messages} texts in
 conversations of {TURNS_PER_CONVERSATION} turns (a greeting, then paraphrases from data/faq.yml; fixed seed), from 1 or
 20 concurrent customers; latency is one message's HTTP round trip, throughput is successful
@@ -474,7 +560,7 @@ messages / wall time; "server CPU ms/message" is the user+system CPU time the sy
 processes used during the scenario (Tandem: Rasa + actions + web) divided by the messages sent, a cost
 figure that a busy machine distorts far less than wall-clock latency. Conversations are opened before the clock starts (Tandem's
 `POST /api/conversations`: {opened}); {WARMUP_MESSAGES} warm-up messages per system are not counted.
-Scenarios are interleaved (Tandem 1, bare 1, Tandem 20, bare 20).
+Scenarios are interleaved (with `--before REF`: Tandem at REF, Tandem, bare, at 1 then at 20), so drifting load hits all alike.
 
 {latency_table}
 
@@ -492,9 +578,15 @@ action server call, no embedding, no SQL writes; the ratio is the price of every
 
 Tandem's CPU ms per message, by process: {cpu_split}.
 
-Peak memory of each process (VmHWM, read just before shutdown):
+Memory of each process, read just before shutdown: peak RSS (VmHWM; file pages shared between
+processes, such as the memory-mapped MiniLM weights, count in each), PSS (shared pages split
+between the processes that map them) and whether torch is loaded:
 
 {memory_table}
+
+{totals_table}
+
+Tracker cost of carrying the message's embedding in the parse data: {tracker_cost}.
 """
         write_section(section, body)
         print(f"wrote the '{section}' section of docs/benchmarks.md")
@@ -514,7 +606,7 @@ def _report_tandem_only(args: Any, section: str, outcomes: dict[tuple[str, int],
         for c in CONCURRENCY)
     kinds = "; ".join(f"{c} concurrent: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes[(tandem.name, c)].kinds.items()))
                       for c in CONCURRENCY)
-    memory_table = markdown_table(["process", "pid", "peak RSS (VmHWM)"], memory)
+    memory_table = markdown_table(MEMORY_HEADERS, memory)
     elapsed = time.perf_counter() - started
     print("\n" + table + "\n\n" + memory_table + f"\n\nCPU ms per message by process: {cpu_split}\nreplies: {kinds}\n{elapsed:.0f} s")
     if not args.no_docs:

@@ -68,6 +68,7 @@ class BotDecision:
     missed: Missed | None = None
     escalation: Escalation | None = None
     intent: str = ""  # reply: the conversation intent that was answered
+    query_vector: str = ""  # whose embedding of the text the search used: "rasa" (carried) | "action"
 
     # -- the action server's side --------------------------------------------------------
     def to_payload(self) -> dict[str, Any]:
@@ -79,6 +80,8 @@ class BotDecision:
             body.update(candidates=[c.to_dict() for c in self.candidates], reasons=list(self.reasons))
         if self.nlu:
             body["nlu"] = self.nlu
+        if self.query_vector:
+            body["query_vector"] = self.query_vector
         if self.answered is not None:
             body["answer"] = {"faq_id": self.answered.faq_id, "score": round(self.answered.score, 4), "category": self.answered.category}
         if self.kind == "clarify":
@@ -122,6 +125,7 @@ class BotDecision:
             reasons=tuple(r for r in body.get("reasons") or () if isinstance(r, dict)) if isinstance(body.get("reasons"), list) else (),
             answered=answered, options=_candidates(options), missed=missed, escalation=escalation,
             intent=str(body["reply"].get("intent") or "") if isinstance(body.get("reply"), dict) else "",
+            query_vector=str(body.get("query_vector") or ""),
         )
 
 

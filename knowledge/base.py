@@ -18,8 +18,10 @@ from typing import Callable, Iterable
 import numpy as np
 import yaml
 
+from knowledge.embedder import DIMENSION
 from knowledge.index import FaqIndex, Hit, IndexCorrupt
 from knowledge.models import E5, MINILM, Encoder, choose, encode_query, encoder, encoder_name, score_stretch
+from knowledge.query_vector import QueryVector
 from knowledge.scoring import stretch
 from knowledge.selfcalibration import Calibration, compute, offtopic_for
 from knowledge.store import Faq, FaqStore, NotFound
@@ -313,6 +315,16 @@ class KnowledgeBase:
         self.refresh()
         vector = encode_query(self.embedder, text)
         return self.search_vector(vector, k)
+
+    def search_with(self, text: str, carried: QueryVector | None, k: int = 5) -> list[Match]:
+        """search(text), reusing a vector the text was already embedded to (Rasa's parse data,
+        nlu/embedding.py) when this knowledge base's encoder made it; else embedding as search() does."""
+        if carried is None or carried.encoder != self.encoder_name or carried.vector.shape[0] != DIMENSION:
+            return self.search(text, k)
+        if self._watcher is None and not self._closed.is_set():
+            self.watch()
+        self.refresh()
+        return self.search_vector(carried.vector, k)
 
     def search_vector(self, vector: np.ndarray, k: int = 5) -> list[Match]:
         hits: list[Hit] = self.index.search(vector, k)

@@ -74,9 +74,12 @@ def _shared(name: str) -> Encoder:
 
         return MultilingualEmbedder()
     if name == MINILM:
-        from knowledge.embedder import Embedder
+        # numpy inference of the shipped weights (knowledge/minilm_numpy.py): the same vectors as
+        # sentence-transformers (max abs difference < 1e-6, docs/performance.md) without torch in
+        # the process, and the weights memory-mapped so processes share one copy.
+        from knowledge.minilm_numpy import NumpyMiniLM
 
-        return Embedder()
+        return NumpyMiniLM()
     raise ValueError(f"unknown encoder {name!r}")
 
 

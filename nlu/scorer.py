@@ -151,9 +151,9 @@ class SentimentScorer:
 
     def embedder(self) -> Any:
         if self._embedder is None:
-            from knowledge.embedder import Embedder
+            from knowledge.models import MINILM, encoder
 
-            self._embedder = Embedder()
+            self._embedder = encoder(MINILM)  # the process's one MiniLM, shared with the FAQ search
         return self._embedder
 
     def features(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:

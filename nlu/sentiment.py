@@ -26,6 +26,10 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+import numpy as np
+
+from knowledge.models import MINILM
+from knowledge.query_vector import EMBEDDING, QueryVector
 from nlu.scorer import HEAD_FILE, SentimentScorer
 
 log = logging.getLogger(__name__)
@@ -78,7 +82,11 @@ class SentimentAnalyzer(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         texts = [m.get("text") or "" for m in messages]
         scorable = [i for i, t in enumerate(texts) if t.strip() and not t.startswith("/")]  # "/intent" payloads are buttons, not words
-        for i, result in zip(scorable, self.scorer.score_many([texts[i] for i in scorable])):
+        # nlu.embedding.TextEmbedder ran before: score with its vectors instead of embedding again.
+        carried = [QueryVector.from_parse({EMBEDDING: messages[i].get(EMBEDDING)}) for i in scorable]
+        embeddings = (np.stack([c.vector for c in carried]) if scorable and all(c is not None and c.encoder == MINILM for c in carried)
+                      else None)
+        for i, result in zip(scorable, self.scorer.score_many([texts[i] for i in scorable], embeddings)):
             messages[i].set(SENTIMENT, result.to_dict(), add_to_output=True)
         return messages
 

@@ -126,6 +126,9 @@ def _env(settings: Settings) -> dict[str, str]:
     # Idle OpenMP threads spin instead of sleeping by default: on 2 busy cores that made one
     # embedding cost 20x its CPU time (docs/benchmarks.md). Passive waiting fixes it.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # numpy's BLAS runs MiniLM (knowledge/minilm_numpy.py): a second spinning BLAS thread made one
+    # message's embedding cost twice the CPU on 2 shared cores (docs/performance.md).
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.update(
         PYTHONWARNINGS="ignore", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
         PYTHONPATH=str(settings.root), SQLALCHEMY_SILENCE_UBER_WARNING="1", TANDEM_CONFIG=str(write_settings_file(settings)),

@@ -11,7 +11,7 @@ CANDIDATES = (Candidate("orders-track", 0.81234, "Where is my order?"), Candidat
 
 
 @pytest.mark.parametrize("decision", [
-    BotDecision("answer", CANDIDATES, {"intent": "nlu_fallback"}, {"score": -0.1}, ({"code": "faq_match"},), answered=Answered("orders-track", 0.8123, "orders")),
+    BotDecision("answer", CANDIDATES, {"intent": "nlu_fallback"}, {"score": -0.1}, ({"code": "faq_match"},), answered=Answered("orders-track", 0.8123, "orders"), query_vector="rasa"),
     BotDecision("clarify", CANDIDATES, options=CANDIDATES, reasons=({"code": "close_call"},)),
     BotDecision("miss", CANDIDATES, missed=Missed("low_score", {"best_score": 0.31})),
     BotDecision("reply", intent="goodbye"),
@@ -22,6 +22,7 @@ def test_round_trip_through_json(decision: BotDecision) -> None:
     back = BotDecision.from_payload(wire)
     assert back is not None and back.kind == decision.kind
     assert back.answered == decision.answered and back.missed == decision.missed and back.intent == decision.intent
+    assert back.query_vector == decision.query_vector
     assert [c.faq_id for c in back.candidates] == [c.faq_id for c in decision.candidates]
     assert [c.faq_id for c in back.options] == [c.faq_id for c in decision.options]
     if decision.escalation:

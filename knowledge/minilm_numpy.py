@@ -1,0 +1,147 @@
+"""all-MiniLM-L6-v2 in plain numpy: the same vectors as sentence-transformers, without torch.
+
+Why (issue 13): each of Tandem's three processes loaded torch + sentence-transformers only to run
+this 22M-parameter BERT (6 layers, 384 wide), several hundred MiB of resident memory per process
+for a model whose weights are 87 MiB. This module runs the same forward pass (BERT embeddings,
+six post-norm encoder layers with exact-erf GELU, mean pooling over the attention mask, L2
+normalisation) with numpy's BLAS, tokenises with the `tokenizers` package (the model's own
+tokenizer.json, truncated at the model's max_seq_length of 256 like sentence-transformers), and
+reads the weights from the shipped model.safetensors with `np.memmap`: read-only pages of one file,
+so every process on the machine shares one copy of the weights through the page cache.
+
+Measured against sentence-transformers on the demo FAQ's 566 texts and the held-out questions
+(max abs difference per dimension, CPU time, memory): docs/performance.md,
+benchmarks/minilm_runtime.py. knowledge/models.py serves MiniLM with this class; the torch
+runtime (knowledge/embedder.Embedder) stays for the benchmarks that compare the two.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+DIMENSION = 384
+MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of the shipped model
+NAME = "all-MiniLM-L6-v2"
+
+
+def _safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a .safetensors file as a read-only memory map (no copy, shared pages)."""
+    with path.open("rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_len))
+    dtypes = {"F32": "<f4", "I64": "<i8"}
+    out: dict[str, np.ndarray] = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = meta["data_offsets"]
+        dtype = np.dtype(dtypes[meta["dtype"]])
+        count = (end - start) // dtype.itemsize
+        mapped = np.memmap(path, dtype=dtype, mode="r", offset=8 + header_len + start, shape=(count,))
+        out[name] = np.asarray(mapped).reshape(meta["shape"])  # a plain ndarray view of the mapped pages
+    return out
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    return centred / np.sqrt(var + eps) * weight + bias
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """BERT's exact GELU, x * Phi(x) (erf, not the tanh approximation)."""
+    from scipy.special import erf
+
+    return x * (np.float32(0.5) * (np.float32(1.0) + erf(x * np.float32(1.0 / np.sqrt(2.0)))))
+
+
+class NumpyMiniLM:
+    """Encodes texts to L2-normalised float32 vectors (knowledge.models.Encoder), like Embedder."""
+
+    name = NAME
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is None:
+            from knowledge.embedder import model_path
+
+            path = model_path()
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        self._weights: dict[str, np.ndarray] | None = None
+        self._tokenizer = None
+        config = json.loads((self._path / "config.json").read_text())
+        self.layers = int(config["num_hidden_layers"])
+        self.heads = int(config["num_attention_heads"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+
+    def _load(self) -> tuple[dict[str, np.ndarray], object]:
+        with self._lock:
+            if self._weights is None:
+                from tokenizers import Tokenizer
+
+                tokenizer = Tokenizer.from_file(str(self._path / "tokenizer.json"))
+                tokenizer.enable_truncation(MAX_SEQ_LENGTH)
+                tokenizer.no_padding()
+                self._tokenizer = tokenizer
+                self._weights = _safetensors(self._path / "model.safetensors")
+        return self._weights, self._tokenizer
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean-pooled, normalised sentence vectors of a padded batch (ids, mask: batch x length)."""
+        w = self._weights
+        assert w is not None
+        batch, length = ids.shape
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:length] \
+            + w["embeddings.token_type_embeddings.weight"][0]
+        x = _layer_norm(x.astype(np.float32), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        heads, size = self.heads, x.shape[-1] // self.heads
+        scale = np.float32(1.0 / np.sqrt(size))
+        additive = ((1.0 - mask[:, None, None, :]) * np.finfo(np.float32).min).astype(np.float32)
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def dense(h: np.ndarray, name: str) -> np.ndarray:
+                # 2-D @ the transposed (F-ordered) view: one BLAS sgemm, no copy of the weights.
+                flat = h.reshape(-1, h.shape[-1]) @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+                return flat.reshape(*h.shape[:-1], flat.shape[-1])
+
+            def split(h: np.ndarray) -> np.ndarray:
+                return h.reshape(batch, length, heads, size).transpose(0, 2, 1, 3)
+
+            q, k, v = (split(dense(x, f"attention.self.{n}")) for n in ("query", "key", "value"))
+            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + additive
+            scores -= scores.max(axis=-1, keepdims=True)
+            probs = np.exp(scores)
+            probs /= probs.sum(axis=-1, keepdims=True)
+            context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, heads * size)
+            x = _layer_norm(dense(context, "attention.output.dense") + x,
+                            w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], self.eps)
+            inner = _gelu(dense(x, "intermediate.dense"))
+            x = _layer_norm(dense(inner, "output.dense") + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
+        m = mask[:, :, None].astype(np.float32)
+        pooled = (x * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        _, tokenizer = self._load()
+        encodings = tokenizer.encode_batch([str(t) for t in texts])  # type: ignore[attr-defined]
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))  # similar lengths batch together
+        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        for start in range(0, len(order), max(1, batch_size)):
+            chosen = order[start : start + batch_size]
+            length = max(len(encodings[i].ids) for i in chosen)
+            ids = np.zeros((len(chosen), length), dtype=np.int64)
+            mask = np.zeros((len(chosen), length), dtype=np.float32)
+            for row, i in enumerate(chosen):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1.0
+            out[chosen] = self._forward(ids, mask)
+        return np.ascontiguousarray(out, dtype=np.float32)
