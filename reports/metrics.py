@@ -21,9 +21,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from reports import rollup
+from reports.sql import DAY, day as _day, json_text as _json_text, json_true as _json_true
 from reports.schema import accounts, case_facts, case_routing, cases, conversation_facts, csat, events, faq_days, qa_reviews
 
-DAY = 86400.0
 Row = list[Any]
 
 
@@ -61,25 +61,6 @@ def _ratio(part: int, whole: int) -> float | None:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _day(column: Any, dialect: str) -> Any:
-    """UTC day number of an epoch-seconds column (CAST rounds on PostgreSQL, so floor there)."""
-    if dialect == "postgresql":
-        return sa.cast(sa.func.floor(column / DAY), sa.Integer)
-    return sa.cast(column / DAY, sa.Integer)
-
-
-def _json_text(column: Any, key: str, dialect: str) -> Any:
-    if dialect == "postgresql":
-        return sa.func.json_extract_path_text(sa.cast(column, sa.JSON), key)
-    return sa.func.json_extract(column, f"$.{key}")
-
-
-def _json_true(column: Any, key: str, dialect: str) -> Any:
-    if dialect == "postgresql":
-        return sa.func.json_extract_path_text(sa.cast(column, sa.JSON), key) == "true"
-    return sa.func.json_type(column, f"$.{key}") == "true"
 
 
 def _dialect(conn: sa.engine.Connection) -> str:

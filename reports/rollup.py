@@ -41,9 +41,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reports.sql import day as _day, json_text as _json_text, json_true as _json_true
 from reports.schema import case_facts, case_routing, cases, conversation_facts, conversations, events, faq_days, rollup_state, tickets
 
-DAY = 86400.0
 BATCH = 500  # dirty conversations recomputed per statement
 FULL_REBUILD = 20000  # more dirty conversations than this: recompute everything in one pass
 REFRESH_EVERY_S = 1.0
@@ -57,24 +57,6 @@ FULL_CHECK_EVERY_S = float("inf")
 _last_refresh: "weakref.WeakKeyDictionary[sa.engine.Engine, tuple[float, float]]" = weakref.WeakKeyDictionary()
 _running: "weakref.WeakKeyDictionary[sa.engine.Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
-
-
-def _day(column: Any, dialect: str) -> Any:
-    if dialect == "postgresql":
-        return sa.cast(sa.func.floor(column / DAY), sa.Integer)
-    return sa.cast(column / DAY, sa.Integer)
-
-
-def _json_text(column: Any, key: str, dialect: str) -> Any:
-    if dialect == "postgresql":
-        return sa.func.json_extract_path_text(sa.cast(column, sa.JSON), key)
-    return sa.func.json_extract(column, f"$.{key}")
-
-
-def _json_true(column: Any, key: str, dialect: str) -> Any:
-    if dialect == "postgresql":
-        return sa.func.json_extract_path_text(sa.cast(column, sa.JSON), key) == "true"
-    return sa.func.json_type(column, f"$.{key}") == "true"
 
 
 def refresh(engine: sa.engine.Engine, force: bool = False, full: bool | None = None) -> None:
