@@ -38,9 +38,12 @@ class RasaClient:
         """One customer message through Rasa's REST channel; returns Rasa's output messages."""
         result = await self._post("/webhooks/rest/webhook", {"sender": sender, "message": text, "metadata": metadata})
         outputs = result if isinstance(result, list) else []
-        if not outputs and not await self._actions_up():
-            # Rasa answers 200 with nothing when its custom actions cannot be reached.
-            raise RasaUnavailable("the action server is unreachable (Rasa returned no reply)")
+        if not outputs:
+            # Rasa answers 200 with nothing when its custom actions could not be reached. The action
+            # server may be back by now (a restart takes ~2 s), but this message still got no answer:
+            # the customer is never left with silence.
+            state = "is unreachable" if not await self._actions_up() else "was unreachable or failed"
+            raise RasaUnavailable(f"the action server {state} (Rasa returned no reply)")
         return outputs
 
     async def _actions_up(self) -> bool:
