@@ -143,7 +143,7 @@ async def run_policy(dispatcher: CollectingDispatcher, tracker: Tracker, route: 
     metadata = _metadata(tracker)
     tier = tracker.get_slot(TIER) or metadata.get("tier")
     signals = signals_from_tracker(
-        route, {**parse, "metadata": metadata}, tracker.events, [Candidate(m.faq_id, m.score, m.question) for m in matches],
+        route, {**parse, "metadata": metadata}, tracker.events, [Candidate(m.faq_id, m.score, m.question, m.rank_score) for m in matches],
         _counter(tracker, MISSES), tier,
     )
     decision = decide(signals, await live_thresholds())

@@ -91,7 +91,10 @@ def parse_conversations(model: Path, kb: Any, conversations: Sequence[Conversati
         agent = Agent.load(str(model))
         parsed = dict(zip(texts, asyncio.run(_parse(agent, texts))))
         vectors = kb.embedder.encode(texts, batch_size=64)
-        matches = {t: [Candidate(m.faq_id, m.score, m.question) for m in kb.search_vector(v, 5)] for t, v in zip(texts, vectors)}
+        if kb.use_head:
+            kb.train_head_now()  # what the bot's search re-ranks with
+        matches = {t: [Candidate(m.faq_id, m.score, m.question, m.rank_score) for m in kb.search_vector(v, 5)]
+                   for t, v in zip(texts, vectors)}
         CACHE.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps((parsed, matches)))
     return {c.id: [ParsedTurn(t, parsed[t], matches[t]) for t in c.turns] for c in conversations}

@@ -28,7 +28,8 @@ def settings() -> Settings:
 def knowledge_base() -> KnowledgeBase:
     """Open (and if needed rebuild) the index, and load the embedding model, once."""
     current = settings()
-    kb = KnowledgeBase(FaqStore(sync_engine(current)), current.index_dir, language=current.knowledge_language)
+    kb = KnowledgeBase(FaqStore(sync_engine(current)), current.index_dir, language=current.knowledge_language,
+                       head=current.faq_head)
     kb.open()
     kb.search("warm up")  # loads the model now, not on the first customer's message
     log.info("knowledge base ready: %d entries", len(kb.index))

@@ -94,6 +94,11 @@ class Candidate:
     faq_id: str
     score: float
     question: str = ""
+    rank_score: float | None = None  # knowledge.base.Match.rank_score
+
+    @property
+    def rank(self) -> float:
+        return self.score if self.rank_score is None else self.rank_score
 
 
 @dataclass(frozen=True)

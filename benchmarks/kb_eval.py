@@ -42,7 +42,9 @@ from embed_cache import embed  # noqa: E402
 from bm25 import Bm25  # noqa: E402
 
 from core.settings import load_settings  # noqa: E402
-from knowledge.decision import ANSWER, CLARIFY, Option, Thresholds, decide  # noqa: E402
+from actions.policy import Candidate  # noqa: E402
+from knowledge.decision import ANSWER, CLARIFY, Thresholds, decide  # noqa: E402
+from knowledge.entry_head import EntryHead  # noqa: E402
 from knowledge.scoring import entry_scores, stretch  # noqa: E402
 from knowledge.models import E5, MINILM, choose, score_stretch  # noqa: E402
 from knowledge.selfcalibration import compute, offtopic_for  # noqa: E402
@@ -57,6 +59,7 @@ class Outcome:
     action: str  # answer | clarify | miss | escalate | other
     faq_id: str | None = None
     options: tuple[str, ...] = ()
+    reason: str = ""  # an escalation's reason and detail, as the agent's console shows them
 
 
 @dataclass
@@ -101,12 +104,13 @@ class Score:
 class Product:
     """The running stack and the doors a business and its customers use."""
 
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, head: bool = True) -> None:
         from server.cli import prepare
         from server.processes import Supervisor
 
         self.settings = load_settings(var_dir=var_dir, web_port=free_port(), rasa_port=free_port(), action_port=free_port(),
-                                      secret_key="kb-eval", database_url="", rate_limits=False)  # one address asks thousands
+                                      secret_key="kb-eval", database_url="", rate_limits=False,
+                                      faq_head=head)  # one address asks thousands
         print("preparing the stack (trains the Rasa model if config/data changed) ...", flush=True)
         model = prepare(self.settings)
         self.supervisor = Supervisor(self.settings, model=model)
@@ -115,6 +119,9 @@ class Product:
         login = self.http.post("/api/editor/login", json={"username": "editor", "password": "editor"})
         login.raise_for_status()
         self.editor = {"Authorization": f"Bearer {login.json()['token']}"}
+        staff = self.http.post("/api/agent/login", json={"username": "supervisor", "password": "supervisor"})
+        staff.raise_for_status()
+        self.supervisor_headers = {"Authorization": f"Bearer {staff.json()['token']}"}
 
     def close(self) -> None:
         self.http.close()
@@ -140,8 +147,9 @@ class Product:
             if not live:  # any of a few entries answered with itself (NLU may route one elsewhere)
                 live = any(self.ask(p.question).faq_id == p.id for p in probes)
             state = self.http.get("/api/editor/calibration", headers=self.editor).json()
-            if live and state["calibration"] and not state["pending"]:
+            if live and state["calibration"] and not state["pending"] and not state.get("head_pending"):
                 calibration = state
+                time.sleep(2 * ((state.get("head") or {}).get("seconds") or 0) + 1)  # the action server fits the same head
                 break
         print(f"  imported {report.json()['applied']} entries; live and calibrated after {time.monotonic() - started:.0f}s: "
               f"{(calibration.get('calibration') or {}).get('summary', 'NOT calibrated')}", flush=True)
@@ -162,9 +170,18 @@ class Product:
                 options = tuple(m.group(1) for b in message.get("buttons", []) if (m := FAQ_PAYLOAD.search(b.get("payload", ""))))
                 return Outcome(CLARIFY, None, options)
         if any(m.get("kind") == "queued" for m in messages):
-            return Outcome("escalate")
+            return Outcome("escalate", reason=self.case_reason(started["conversation_id"]))
         decisions = [m.get("decision") for m in messages if m.get("decision")]
         return Outcome(decisions[0] if decisions else "other")
+
+
+    def case_reason(self, conversation_id: str) -> str:
+        listed = self.http.get("/api/agent/cases", params={"status": "waiting"}, headers=self.supervisor_headers)
+        for case in listed.json().get("cases", []) if listed.status_code == 200 else []:
+            if case.get("conversation_id") == conversation_id:
+                shown = self.http.get(f"/api/agent/cases/{case['id']}", headers=self.supervisor_headers).json().get("case", {})
+                return f"{shown.get('reason', case.get('reason'))}: {shown.get('reason_detail') or shown.get('detail') or ''}"[:300]
+        return "(case not found)"
 
 
 # -- the engine alone ---------------------------------------------------------------------------
@@ -173,7 +190,7 @@ def model_for(kbset: kb_sets.KbSet) -> str:
     return "e5" if choose("auto", [e.question for e in kbset.entries]) == E5 else "minilm"
 
 
-def engine_outcomes(kbset: kb_sets.KbSet, th: Thresholds) -> tuple[list[Outcome], np.ndarray, list[int | None]]:
+def engine_outcomes(kbset: kb_sets.KbSet, th: Thresholds, use_head: bool = True) -> tuple[list[Outcome], np.ndarray, np.ndarray, list[int | None]]:
     """Tandem's retrieval without Rasa: knowledge/scoring.py's entry scores, then knowledge/decision.py."""
     texts, owner = [], []
     for j, e in enumerate(kbset.entries):
@@ -187,13 +204,21 @@ def engine_outcomes(kbset: kb_sets.KbSet, th: Thresholds) -> tuple[list[Outcome]
     q = embed([x.text for x in kbset.questions], model)
     scores = stretch(entry_scores(q @ vectors.T, starts), score_stretch(E5 if model == "e5" else MINILM))
     ids = [e.id for e in kbset.entries]
+    # The knowledge base's own head, as every answering process trains it (knowledge/entry_head.py).
+    head = EntryHead.train(vectors, [ids[j] for j in owner], 1, model) if use_head else None
     out = []
-    for row in scores:
-        top = np.argsort(-row)[:5]
-        verdict = decide([Option(ids[j], float(row[j])) for j in top], th)
+    ranked = scores.copy()
+    for i, row in enumerate(scores):
+        top = np.argsort(-row)[:10 if head else 5]
+        found = [Candidate(ids[j], float(row[j])) for j in top]
+        if head is not None:
+            ranks = head.rank_scores(q[i], [c.faq_id for c in found], [c.score for c in found])
+            found = sorted((Candidate(c.faq_id, c.score, rank_score=r) for c, r in zip(found, ranks)), key=lambda c: c.rank, reverse=True)[:5]
+            ranked[i, [ids.index(c.faq_id) for c in found]] = [c.rank + 10 for c in found]  # argmax = the head's top-1
+        verdict = decide(found, th)
         out.append(Outcome(verdict.action, verdict.faq_id, tuple(o.faq_id for o in verdict.options)))
     col = {faq_id: j for j, faq_id in enumerate(ids)}
-    return out, scores, [col[x.label] if x.label else None for x in kbset.questions]
+    return out, scores, ranked, [col[x.label] if x.label else None for x in kbset.questions]
 
 
 def self_calibrate_offline(kbset: kb_sets.KbSet) -> Thresholds:
@@ -268,13 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--engine-only", action="store_true", help="no stack: the engine and BM25 only")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--no-head", action="store_true", help="engine without the knowledge base's head (the product follows faq_head)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="tandem-kb-eval-")
-    product = None if args.engine_only else Product(Path(tmp.name))
+    product = None if args.engine_only else Product(Path(tmp.name), head=not args.no_head)
     rows: list[list[str]] = []
     results: dict[str, Any] = {}
     curves: dict[str, Any] = {}
+    dump: dict[str, Any] = {}
     try:
         for name in args.sets.split(","):
             kbset = kb_sets.capped(kb_sets.SETS[name]().limited(args.limit), args.paraphrases)
@@ -285,11 +312,12 @@ def main(argv: list[str] | None = None) -> int:
                 th = Thresholds(**{k: v for k, v in state["thresholds"].items()}) if state else self_calibrate_offline(kbset)
             else:
                 state, th = {}, self_calibrate_offline(kbset)
-            engine, scores, labels = engine_outcomes(kbset, th)
+            engine, scores, ranked, labels = engine_outcomes(kbset, th, use_head=not args.no_head)
             e_score = Score()
             for q, o in zip(kbset.questions, engine):
                 e_score.add(q.label, o)
             p_score = None
+            p_outcomes: list[Outcome] = []
             if product is not None:
                 p_score = Score()
                 done = 0
@@ -297,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 with ThreadPoolExecutor(args.concurrency) as pool:
                     for q, o in zip(kbset.questions, pool.map(lambda x: product.ask(x.text), kbset.questions)):
                         p_score.add(q.label, o)
+                        p_outcomes.append(o)
                         done += 1
                         if done % 25 == 0 or done == len(kbset.questions):
                             r = p_score.row()
@@ -305,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
                                   f"precision {r['precision']:.3f}; decisions {p_score.actions}", flush=True)
             bm = bm25_top1(kbset)
             top1 = float(np.mean([scores[i].argmax() == l for i, l in enumerate(labels) if l is not None]))
+            top1_head = float(np.mean([ranked[i].argmax() == l for i, l in enumerate(labels) if l is not None]))
+            if product is not None:
+                dump[kbset.name] = [{"text": q.text, "label": q.label, "engine": e.__dict__, "product": p.__dict__}
+                                    for q, e, p in zip(kbset.questions, engine, p_outcomes)]
             results[kbset.name] = {"thresholds": th.to_dict(), "calibration": (state or {}).get("calibration"),
                                    "engine": e_score.row(), "engine_top1": top1, "bm25_top1": bm,
                                    "product": p_score.row() if p_score else None, "product_actions": p_score.actions if p_score else None,
@@ -317,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 rows.append([kbset.name, system, f"{th.faq_threshold:.2f}", f"{r['in_scope_right']:.3f}", f"{r['oos_refused']:.3f}",
                              f"{r['precision']:.3f}", f"{r['answered_in']:.3f}", f"{r['clarify_rate']:.3f}"])
-            rows.append([kbset.name, "engine top-1 (no threshold)", "-", f"{top1:.3f}", "-", "-", "-", "-"])
+            rows.append([kbset.name, "engine top-1, cosine (no threshold)", "-", f"{top1:.3f}", "-", "-", "-", "-"])
+            if not args.no_head:
+                rows.append([kbset.name, "engine top-1, cosine + head (no threshold)", "-", f"{top1_head:.3f}", "-", "-", "-", "-"])
             rows.append([kbset.name, "BM25 alone top-1 (no threshold)", "-", f"{bm:.3f}", "-", "-", "-", "-"])
     finally:
         if product is not None:
@@ -329,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     Path("/tmp/tandem-cache").mkdir(exist_ok=True)
     Path("/tmp/tandem-cache/kb_eval.json").write_text(json.dumps(results, indent=1, default=str))
+    Path("/tmp/tandem-cache/kb_eval_questions.json").write_text(json.dumps(dump, indent=1, default=str))
     image = IMAGES / "kb-eval.png"
     plot(curves, image)
     print(f"\nplot: {image}; raw: /tmp/tandem-cache/kb_eval.json; {time.monotonic() - started:.0f}s")

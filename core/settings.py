@@ -227,6 +227,9 @@ class Settings:
     # Sentence encoder per knowledge base (knowledge/models.py, docs/multilingual.md): auto (E5 when
     # the entries are Chinese, else MiniLM) | en (MiniLM) | zh | multi (multilingual-e5-small).
     knowledge_language: str = "auto"
+    # Re-rank the cosine with a head trained on the knowledge base's own paraphrases after each
+    # publish (knowledge/entry_head.py; background, hot-swapped; docs/knowledge.md).
+    faq_head: bool = True
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.
     max_misses: int = 2
     # Escalation policy (actions/policy.py; calibrated by `./tandem calibrate`, docs/evaluation.md).

@@ -24,6 +24,7 @@ synchronous, so every call into them runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -299,8 +300,10 @@ def _with_entry(kb: KnowledgeBase, question: str, entry: dict[str, Any] | None) 
     scores = stretch(vectors @ vector, score_stretch(kb.encoder_name))  # the scale search_vector reports
     best = int(np.argmax(scores))
     own = Match(entry["id"], float(scores[best]), entry["question"], entry["answer"], entry["category"], texts[best])
-    merged = [m for m in matches if m.faq_id != entry["id"]] + [own]
-    return sorted(merged, key=lambda m: m.score, reverse=True)[:5], True
+    # As the bot will answer right after the publish: by cosine, until the knowledge base's head is
+    # retrained with this entry (knowledge/entry_head.py), so no re-ranking here.
+    merged = [dataclasses.replace(m, rank_score=None) for m in matches if m.faq_id != entry["id"]] + [own]
+    return sorted(merged, key=lambda m: m.rank, reverse=True)[:5], True
 
 
 @bp.post("/api/editor/try")
@@ -326,7 +329,8 @@ async def try_question(request: Request, me: Any) -> HTTPResponse:
     decision = decide(matches, th)  # exactly the bot's rule (actions/policy.py calls the same function)
     return json({
         "text": question.strip(),
-        "matches": [{**m.__dict__, "score": round(m.score, 4), "editing": with_entry and m.faq_id == entry["id"]} for m in matches],
+        "matches": [{**m.__dict__, "score": round(m.score, 4),
+                     "rank_score": None if m.rank_score is None else round(m.rank_score, 4), "editing": with_entry and m.faq_id == entry["id"]} for m in matches],
         "decision": decision.to_dict(),
         "threshold": th.faq_threshold,
         "clarify_margin": th.clarify_margin,
@@ -342,9 +346,16 @@ async def calibration(request: Request, me: Any) -> HTTPResponse:
     kb = await _kb(request)
     found = await asyncio.to_thread(kb.calibration)
     th = Thresholds.from_settings(request.app.ctx.settings, found)
-    pending = found is None or found.revision < kb.index.revision
+    # Pending until the calibration covers what is published, not only what this process has
+    # indexed so far (a big import takes this process a while to embed).
+    published = await asyncio.to_thread(kb.store.revision)
+    pending = found is None or found.revision < max(kb.index.revision, published)
+    head = kb.head()
     return json({"calibration": found.to_dict() if found else None, "thresholds": th.to_dict(),
                  "revision": kb.index.revision, "pending": pending,
+                 "head": None if head is None else {"revision": head.revision, "entries": len(head.entries),
+                                                    "seconds": round(head.seconds, 2)},
+                 "head_pending": kb.head_pending(),
                  "mode": request.app.ctx.settings.faq_calibration})
 
 

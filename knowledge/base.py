@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from knowledge.embedder import DIMENSION
+from knowledge.entry_head import EntryHead
 from knowledge.index import FaqIndex, Hit, IndexCorrupt
 from knowledge.models import E5, MINILM, Encoder, choose, encode_query, encoder, encoder_name, score_stretch
 from knowledge.query_vector import QueryVector
@@ -41,6 +42,12 @@ class Match:
     answer: str
     category: str
     matched_text: str
+    rank_score: float | None = None  # cosine + the knowledge base's head (knowledge/entry_head.py); None: no head
+
+    @property
+    def rank(self) -> float:
+        """What orders the matches: the rank score when a head is in force, else the cosine."""
+        return self.score if self.rank_score is None else self.rank_score
 
 
 class KnowledgeBase:
@@ -55,6 +62,7 @@ class KnowledgeBase:
         index_kind: str = "flat",
         auto_calibrate: bool = False,
         language: str = "auto",
+        head: bool = True,
     ) -> None:
         self.store = store
         self.index_dir = index_dir
@@ -86,6 +94,13 @@ class KnowledgeBase:
         self._calibrating: threading.Thread | None = None
         self._last_change = 0.0
         self._offtopic: np.ndarray | None = None
+        # The knowledge base's own head (knowledge/entry_head.py): every answering process trains
+        # it in a background thread after the knowledge base changed and is quiet; search uses it
+        # only for the revision and encoder it was trained on.
+        self.use_head = head
+        self._head: EntryHead | None = None
+        self._head_training: threading.Thread | None = None
+        self._head_tried = -1  # the last revision a fit was started for (worth it or not)
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, progress: Progress | None = None) -> None:
@@ -235,6 +250,7 @@ class KnowledgeBase:
                     kb.refresh(force=True)
                     kb.save_if_due()
                     kb.calibrate_if_due()
+                    kb.train_head_if_due()
                     failures = 0
                 except Exception as exc:  # noqa: BLE001 - the database may be restarting; keep trying
                     failures += 1
@@ -307,6 +323,48 @@ class KnowledgeBase:
         self._calibrating.start()
         return True
 
+    # -- the knowledge base's own head ------------------------------------------------------
+    def head(self) -> EntryHead | None:
+        """The head in force: trained on exactly the index's current revision and encoder."""
+        head = self._head
+        if head is None or head.revision != self.index.revision or head.encoder != self.encoder_name:
+            return None
+        return head
+
+    def head_pending(self) -> bool:
+        """A fit for the current revision is still to come (the editor's "re-ranking: training ...")."""
+        return self.use_head and self.index.revision > 0 and (self._head_tried < self.index.revision or
+                                                              bool(self._head_training and self._head_training.is_alive()))
+
+    def train_head_now(self) -> EntryHead | None:
+        """Fit the head on the current index and swap it in (None: not worth it for this knowledge base)."""
+        with self._lock:
+            vectors, owners = self.index.matrix()
+            revision, name = self.index.revision, self.encoder_name
+        self._head_tried = revision
+        head = EntryHead.train(vectors, owners, revision, name)
+        if head is not None:
+            self._head = head
+            log.info("knowledge head for revision %d: %d entries, %.2fs", revision, len(head.entries), head.seconds)
+        return head
+
+    def train_head_if_due(self) -> bool:
+        """Start a background fit when the index moved past the last one tried and is quiet."""
+        if not self.use_head or (self._head_training is not None and self._head_training.is_alive()):
+            return False
+        if self.index.revision in (0, self._head_tried) or time.monotonic() - self._last_change < self.calibrate_delay:
+            return False
+
+        def run() -> None:
+            try:
+                self.train_head_now()
+            except Exception:  # noqa: BLE001 - without a head, search is the plain cosine
+                log.exception("training the knowledge head failed")
+
+        self._head_training = threading.Thread(target=run, name="knowledge-head", daemon=True)
+        self._head_training.start()
+        return True
+
     # -- answering -------------------------------------------------------------------------
     def search(self, text: str, k: int = 5) -> list[Match]:
         """The k best published entries for a customer's text, best first."""
@@ -327,7 +385,9 @@ class KnowledgeBase:
         return self.search_vector(carried.vector, k)
 
     def search_vector(self, vector: np.ndarray, k: int = 5) -> list[Match]:
-        hits: list[Hit] = self.index.search(vector, k)
+        """The k best entries for a query vector: by cosine, re-ranked by the head when one is in force."""
+        head = self.head()
+        hits: list[Hit] = self.index.search(vector, max(k, 10) if head else k)
         factor = score_stretch(self.encoder_name)  # one score scale for every encoder (knowledge/scoring.stretch)
         matches = []
         for hit in hits:
@@ -336,7 +396,10 @@ class KnowledgeBase:
                 continue
             score = float(stretch(np.array([hit.score], dtype=np.float32), factor)[0])
             matches.append(Match(hit.faq_id, score, entry.question, entry.answer, entry.category, hit.matched_text))
-        return matches
+        if head is not None and matches:
+            ranks = head.rank_scores(vector, [m.faq_id for m in matches], [m.score for m in matches])
+            matches = sorted((replace(m, rank_score=r) for m, r in zip(matches, ranks)), key=lambda m: m.rank, reverse=True)
+        return matches[:k]
 
     def entry(self, faq_id: str) -> Faq:
         found = self._entries.get(faq_id)

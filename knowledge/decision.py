@@ -18,10 +18,18 @@ ANSWER, CLARIFY, MISS = "answer", "clarify", "miss"
 
 
 class Scored(Protocol):
-    """Anything with an entry id and a score (knowledge.base.Match, actions.policy.Candidate)."""
+    """Anything with an entry id and a score (knowledge.base.Match, actions.policy.Candidate).
+
+    `score` is the entry's cosine (the threshold and the clarify floor apply to it); a `rank`
+    attribute, when present, is what orders the entries and what the clarify margin is measured
+    on (the cosine re-ranked by the knowledge base's head, knowledge/entry_head.py)."""
 
     faq_id: str
     score: float
+
+
+def rank_of(match: Scored) -> float:
+    return float(getattr(match, "rank", match.score))
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ class Verdict:
 def _distinct(matches: Sequence[Scored]) -> list[Scored]:
     seen: set[str] = set()
     out: list[Scored] = []
-    for match in sorted(matches, key=lambda m: m.score, reverse=True):
+    for match in sorted(matches, key=rank_of, reverse=True):
         if match.faq_id not in seen:
             seen.add(match.faq_id)
             out.append(match)
@@ -101,7 +109,7 @@ def decide(matches: Sequence[Scored], th: Thresholds, allow_clarify: bool = True
     top = ranked[0]
     second = ranked[1] if len(ranked) > 1 else None
     if allow_clarify and second is not None:
-        gap = top.score - second.score
+        gap = rank_of(top) - rank_of(second)
         if second.score >= th.clarify_floor and gap < th.clarify_margin:
             options = (Option(top.faq_id, top.score, getattr(top, "question", "")),
                        Option(second.faq_id, second.score, getattr(second, "question", "")))

@@ -50,7 +50,8 @@ def knowledge_base(settings: Settings):  # type: ignore[no-untyped-def]
     from knowledge.base import KnowledgeBase
     from knowledge.store import FaqStore
 
-    return KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, language=settings.knowledge_language)
+    return KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, language=settings.knowledge_language,
+                         head=settings.faq_head)
 
 
 def cmd_seed(settings: Settings) -> int:

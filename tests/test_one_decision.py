@@ -74,9 +74,11 @@ def _bot(stack: Stack, text: str) -> tuple[str, str | None, tuple[str, ...]]:
 def test_preview_and_bot_decide_the_same_on_the_stack(stack: Stack) -> None:
     editor: Editor = editor_login(stack)
     deadline = time.monotonic() + 120
-    while editor.get("/calibration").json()["pending"]:  # the same thresholds in both processes
-        assert time.monotonic() < deadline, "self-calibration never finished"
+    while (state := editor.get("/calibration").json())["pending"] or state["head_pending"]:
+        # the same thresholds, and the same knowledge head, in both processes
+        assert time.monotonic() < deadline, "self-calibration or the knowledge head never finished"
         time.sleep(0.5)
+    time.sleep(2 * ((state["head"] or {}).get("seconds") or 0) + 1)  # the action server fits the same head meanwhile
     for text in QUESTIONS:
         tried = editor.post("/try", {"text": text}).json()
         preview = tried["decision"]

@@ -219,12 +219,16 @@ function renderTry(box, data) {
   box.append(el("p", d.reason, { class: "muted" }));
   const table = el("table");
   table.append(el("caption", `Top ${data.matches.length} matches (threshold ${data.threshold}, clarify margin ${data.clarify_margin})`, { class: "sr-only" }));
-  const head = el("tr"); ["Score", "Entry", "Matched text"].forEach((h) => head.append(el("th", h, { scope: "col" })));
+  const ranked = data.matches.some((m) => m.rank_score !== null && m.rank_score !== undefined);
+  const columns = ranked ? ["Score", "Rank (score + learned)", "Entry", "Matched text"] : ["Score", "Entry", "Matched text"];
+  const head = el("tr"); columns.forEach((h) => head.append(el("th", h, { scope: "col" })));
   const thead = el("thead"); thead.append(head); table.append(thead);
   const body = el("tbody");
   for (const m of data.matches) {
     const row = el("tr");
-    row.append(el("td", m.score.toFixed(3)), el("td", (m.editing ? "✎ (this entry) " : "") + m.question), el("td", m.matched_text));
+    row.append(el("td", m.score.toFixed(3)));
+    if (ranked) row.append(el("td", m.rank_score === null || m.rank_score === undefined ? "—" : m.rank_score.toFixed(3)));
+    row.append(el("td", (m.editing ? "✎ (this entry) " : "") + m.question), el("td", m.matched_text));
     body.append(row);
   }
   table.append(body); box.append(table);
@@ -235,6 +239,8 @@ function renderCalibration(data) {
   let text = `Thresholds in use: answer at ${th.faq_threshold.toFixed(2)}, clarify margin ${th.clarify_margin.toFixed(2)} (${th.source}).`;
   if (c) text = `Tested on its own texts (revision ${c.revision}, ${c.entries} entries): the knowledge base ${c.summary}. ` + text;
   if (data.pending) text += " Recalculating after the latest change…";
+  if (data.head) text += ` Ranking also learns from the entries' paraphrases (trained on revision ${data.head.revision} in ${data.head.seconds}s).`;
+  else if (data.head_pending) text += " Learning from the entries' paraphrases…";
   $("calibration").textContent = text;
 }
 
