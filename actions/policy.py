@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from core.settings import Settings
 from knowledge import decision as retrieval
+from nlu.cues import refers_to_nothing_said
 
 # Routes: which action asked (from the NLU intent, see data/rules.yml). Rasa's NLU keeps only the
 # conversation; every other message is the knowledge route (nlu_fallback -> FALLBACK), decided
@@ -306,6 +307,19 @@ def _about_the_customer(signals: Signals, th: Thresholds) -> bool:
     return signals.route == REQUEST_HUMAN or best < th.faq_threshold
 
 
+def _unhappy(signals: Signals, th: Thresholds) -> bool:
+    """Leaving is sensitive only from an unhappy customer (churn): a mood cue, or clearly negative.
+    "How do I delete my account?" reads slightly negative to the sentiment model and is an FAQ."""
+    if signals.sentiment is None or signals.sentiment >= -0.2:
+        return False
+    return any(c in MOOD_CUES for c in signals.cues) or signals.sentiment <= th.sentiment_threshold
+
+
+def _answerable(signals: Signals, th: Thresholds) -> bool:
+    """The knowledge base would answer this message (its best entry reaches the answer threshold)."""
+    return signals.route in (FAQ, FALLBACK) and bool(signals.matches) and signals.matches[0].score >= th.faq_threshold
+
+
 def mood_reasons(signals: Signals, th: Thresholds, priority: bool) -> list[Reason]:
     """Negative sentiment (sustained, or one very angry message) and frustration."""
     reasons: list[Reason] = []
@@ -315,6 +329,11 @@ def mood_reasons(signals: Signals, th: Thresholds, priority: bool) -> list[Reaso
         window = [*window, signals.sentiment]
         mean = sum(window) / len(window)
         angry_cues = [c for c in signals.cues if c in ("frustration_phrase", "profanity", "shouting", "exclamations")]
+        if angry_cues == ["profanity"] and _answerable(signals, th):
+            # Swearing in passing in a question the knowledge base answers ("where do I see the
+            # f***ing cancellation fee?") is register, not a demand for a person: answer it. If the
+            # mood goes on, the next negative message escalates (a mood cue is in the run).
+            angry_cues = []
         if len(window) >= th.sentiment_turns and mean <= threshold and signals.sentiment <= threshold / 2 and _about_the_customer(signals, th):
             reasons.append(Reason(
                 "negative_sentiment", f"sentiment {mean:.2f} over {len(window)} turns <= {threshold:.2f}",
@@ -339,7 +358,7 @@ def decide(signals: Signals, th: Thresholds = Thresholds()) -> Decision:
     if signals.route == REQUEST_HUMAN:
         escalations.append(Reason("customer_request", "the customer asked for a person", {"intent": signals.intent, "confidence": round(signals.confidence, 3)}))
     topic = sensitive_topic(signals.text)
-    if topic and (topic[0] != "cancellation" or (signals.sentiment is not None and signals.sentiment < -0.2)):
+    if topic and (topic[0] != "cancellation" or _unhappy(signals, th)):
         escalations.append(Reason("sensitive_topic", f"sensitive topic: {topic[0]} ('{topic[1]}')", {"topic": topic[0], "phrase": topic[1]}))
     escalations += mood_reasons(signals, th, priority)
     score, _ = frustration(signals, th)
@@ -363,6 +382,10 @@ def _answer_or_miss(signals: Signals, th: Thresholds, priority: bool, score: flo
     if signals.route in (FAQ, FALLBACK):
         if signals.chosen_faq:
             return Decision("answer", (Reason("chosen", f"the customer chose '{signals.chosen_faq}'", {"faq_id": signals.chosen_faq}),), faq_id=signals.chosen_faq, frustration=score)
+        if refers_to_nothing_said(signals.text):
+            # "that one", "same as last time": nothing to look up, whatever the knowledge base
+            # scores (a guess would be arbitrary); a miss, and two in a row bring in a person.
+            return _miss(signals, th, priority, score, "vague", f"'{signals.text.strip()[:60]}' refers to something not said: nothing to look up")
         just_asked = bool(signals.history and signals.history[-1].outcome == "clarify")
         verdict = retrieval.decide(signals.matches, th.retrieval(), allow_clarify=not just_asked)
         if verdict.action == retrieval.CLARIFY:
@@ -378,6 +401,12 @@ def _answer_or_miss(signals: Signals, th: Thresholds, priority: bool, score: flo
         kind, detail = "nlu_fallback", f"NLU confidence {signals.confidence:.2f} below the fallback threshold; best FAQ score {best_score:.2f} < {th.faq_threshold:.2f}"
     else:
         kind, detail = "low_faq_confidence", f"best FAQ score {best_score:.2f} < {th.faq_threshold:.2f}"
+    return _miss(signals, th, priority, score, kind, detail)
+
+
+def _miss(signals: Signals, th: Thresholds, priority: bool, score: float, kind: str, detail: str) -> Decision:
+    """One more unanswered turn; a person when that makes too many in a row."""
+    best_score = signals.matches[0].score if signals.matches else 0.0
     values = {"best_score": round(best_score, 4), "threshold": th.faq_threshold, "confidence": round(signals.confidence, 3), "intent_gap": round(signals.intent_gap, 3)}
     misses = signals.misses + 1
     allowed = 1 if priority else th.max_misses

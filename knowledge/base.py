@@ -59,7 +59,7 @@ class KnowledgeBase:
         index_dir: Path,
         embedder: Encoder | None = None,
         refresh_interval: float = 0.5,
-        index_kind: str = "flat",
+        index_kind: str = "auto",
         auto_calibrate: bool = False,
         language: str = "auto",
         head: bool = True,

@@ -34,6 +34,25 @@ class IndexCorrupt(Exception):
     """The saved index cannot be read; the caller rebuilds it from the store."""
 
 
+# `auto` (the default): exact flat search while it is fast, an inverted file (IVF) from this many
+# vectors on, where a flat scan of 384-d vectors takes several milliseconds (docs/knowledge.md,
+# "Scale"). IVF deletes for real and takes live additions into its trained lists.
+IVF_FROM_VECTORS = 20_000
+IVF_PROBE_SHARE = 1 / 16  # lists visited per query: recall@1 >= 0.99 against exact at 50,000 entries
+
+
+def _new_ivf(vectors: np.ndarray) -> faiss.Index:
+    """An IVF over these vectors' clusters (trained on them), with ids and reconstruct by id."""
+    nlist = max(16, int(4 * np.sqrt(len(vectors))))
+    quantizer = faiss.IndexFlatIP(DIMENSION)
+    index = faiss.IndexIVFFlat(quantizer, DIMENSION, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 1234  # the same clusters for the same vectors
+    index.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids and reconstruct(id) for arbitrary ids
+    index.nprobe = max(8, int(nlist * IVF_PROBE_SHARE))
+    return index
+
+
 def _new_faiss(kind: str) -> faiss.Index:
     if kind == "hnsw":
         base = faiss.IndexHNSWFlat(DIMENSION, 32, faiss.METRIC_INNER_PRODUCT)
@@ -46,7 +65,7 @@ def _new_faiss(kind: str) -> faiss.Index:
 class FaqIndex:
     """Thread-safe: searches and updates come from different threads of the same process."""
 
-    def __init__(self, kind: str = "flat") -> None:
+    def __init__(self, kind: str = "auto") -> None:
         self.kind = kind
         self._index = _new_faiss(kind)
         self._vector_owner: dict[int, tuple[str, str]] = {}  # vector id -> (faq id, text)
@@ -92,6 +111,8 @@ class FaqIndex:
         """Add many new entries at once (rebuilds): one FAISS call instead of thousands."""
         with self._lock:
             count = sum(len(texts) for _, texts in entries)
+            if self.kind == "auto" and not isinstance(self._index, faiss.IndexIVF) and self._index.ntotal + count >= IVF_FROM_VECTORS:
+                self._to_ivf(vectors)
             ids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
             self._next_id += count
             if count:
@@ -103,6 +124,21 @@ class FaqIndex:
                 for vid, text in zip(own, texts):
                     self._vector_owner[vid] = (faq_id, text)
                 self._faq_vectors[faq_id] = own
+
+    def _to_ivf(self, more: np.ndarray) -> None:
+        """Move to an IVF trained on what is indexed plus `more` (the vectors about to be added)."""
+        held, _owners = self.matrix()
+        index = _new_ivf(np.vstack([held, more]) if len(held) else more)
+        if len(held):
+            index.add_with_ids(held, np.array(list(self._vector_owner), dtype=np.int64))
+        self._index = index
+
+    @property
+    def structure(self) -> str:
+        """What answers searches now: flat, ivf<lists>/<probes> or hnsw."""
+        if isinstance(self._index, faiss.IndexIVF):
+            return f"ivf{self._index.nlist}/{self._index.nprobe}"
+        return "hnsw" if self.kind == "hnsw" else "flat"
 
     def search(self, query: np.ndarray, k: int = 5) -> list[Hit]:
         """The k best entries for one query vector, best first."""

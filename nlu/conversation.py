@@ -36,6 +36,8 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from nlu.cues import POINTING
+
 FALLBACK_INTENT = "nlu_fallback"
 GATE = "conversation_gate"
 REQUEST_HUMAN = "request_human"
@@ -150,6 +152,10 @@ def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) 
     unknown = tuple(w for w in words if not vocabulary.known(w))
     if len(unknown) > max_unknown or (unknown and len(unknown) * 3 > len(words)):
         return Verdict(False, f"carries more than '{intent}': {' '.join(unknown[:6])}", unknown)
+    if all(w in POINTING or w in FILLERS for w in words):
+        # "that one", "the stuff", "so?": every word is in some conversation example, but none
+        # makes an act of it (DIET says "goodbye" to "that one"); the knowledge route decides.
+        return Verdict(False, f"only pointing words, not '{intent}'")
     return Verdict(True, "conversation only", unknown)
 
 

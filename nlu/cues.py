@@ -41,6 +41,24 @@ DISPLEASURE = re.compile(
     r"disgusted|fed up|sick of|had enough|really bad|so bad)\b",
     re.IGNORECASE,
 )
+# Words that point at something or fill a sentence but name nothing ("that one", "same as last
+# time", "the other one I said", "about my thing from before"), whatever the business.
+POINTING = frozenset("""
+    a an the it it's its that that's this these those one ones thing things stuff same other another
+    before last time again about what which whatever my your our from as i i'm you me we said say told
+    mean meant know like so erm um umm hmm uh er is was be and or of for to with on in at such kind sort
+""".split())
+# Greetings and answers: a conversational act of their own, but nothing to look up either.
+ACKS = frozenset("hello hi hey yes yeah no ok okay well now then just still there here anyway".split())
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def refers_to_nothing_said(text: str) -> bool:
+    """Only pointing, filler and greeting words (English): nothing in the message to look up."""
+    words = _WORD.findall(text.lower())
+    return 0 < len(words) <= 8 and all(w in POINTING or w in ACKS for w in words)
+
+
 POLITE_POSITIVE = re.compile(r"\b(thanks?( you)?|thank u|thx|great|perfect|awesome|brilliant|love|appreciate\w*)\b", re.IGNORECASE)
 
 # Enough common English words to tell an English message from another language (not a language-ID model).

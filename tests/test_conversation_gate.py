@@ -42,6 +42,13 @@ def test_content_beyond_the_act_goes_to_the_knowledge_base(vocabulary: Vocabular
     assert not verdict.keep and verdict.unknown, text
 
 
+@pytest.mark.parametrize("text,intent", [("that one", "goodbye"), ("the stuff", "thank"), ("so?", "affirm"), ("what about it", "affirm")])
+def test_pointing_at_nothing_is_no_conversational_act(vocabulary: Vocabulary, text: str, intent: str) -> None:
+    """Every word may be in some conversation example, yet "that one" is no goodbye (DIET's guess)."""
+    verdict = judge(text, intent, vocabulary)
+    assert not verdict.keep and ("pointing" in verdict.reason or verdict.unknown), text
+
+
 @pytest.mark.parametrize("text", ["agent", "human please", "I want to speak to someone about my refund",
                                   "can I talk to a person", "put me through to customer service", "is there a person I can chat to?",
                                   "can someone from your team help me with my booking", "help me contact a human agent"])

@@ -121,3 +121,46 @@ def test_a_searching_instance_indexes_edits_in_the_background_and_saves_later(st
         wait_until(lambda: FaqIndex.load(folder).revision == store.revision(), timeout=5)
     finally:
         kb.close()
+
+
+def test_a_large_index_moves_to_ivf_and_keeps_deletes_updates_and_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`auto`: flat while small; from IVF_FROM_VECTORS vectors an IVF (lowered here to keep the test
+    quick). It must still find what exact search finds, delete for real, take live additions,
+    give its vectors back (self-calibration, the head) and survive save/load."""
+    import knowledge.index as index_module
+    from knowledge.index import FaqIndex
+
+    monkeypatch.setattr(index_module, "IVF_FROM_VECTORS", 2_000)
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(200, 384))
+    vectors = np.repeat(centres, 15, 0) + 0.5 * rng.normal(size=(3_000, 384))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    entries = [(f"e{i}", [f"e{i} text {j}" for j in range(3)]) for i in range(1_000)]
+
+    small = FaqIndex()
+    small.add_bulk(entries[:100], vectors[:300])
+    assert small.structure == "flat"
+    index, exact = FaqIndex(), FaqIndex("flat")
+    index.add_bulk(entries, vectors)
+    exact.add_bulk(entries, vectors)
+    assert index.structure.startswith("ivf") and exact.structure == "flat"
+
+    queries = vectors[rng.choice(len(vectors), 200, replace=False)] + 0.3 * rng.normal(size=(200, 384)).astype(np.float32)
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    agree = np.mean([index.search(q, 1)[0].faq_id == exact.search(q, 1)[0].faq_id for q in queries])
+    assert agree >= 0.97, agree
+
+    target = index.search(queries[0], 1)[0].faq_id
+    index.remove(target)
+    assert target not in {h.faq_id for h in index.search(queries[0], 5)} and len(index) == 999
+    index.upsert("new-entry", ["brand new"], queries[1:2])
+    assert index.search(queries[1], 1)[0].faq_id == "new-entry"
+    matrix, owners = index.matrix()
+    assert matrix.shape == (len(owners), 384) and "new-entry" in owners and target not in owners
+
+    index.save(tmp_path / "ivf")
+    loaded = FaqIndex.load(tmp_path / "ivf")
+    assert loaded.structure == index.structure
+    assert loaded.search(queries[1], 1)[0].faq_id == "new-entry"
+    loaded.remove("new-entry")
+    assert "new-entry" not in {h.faq_id for h in loaded.search(queries[1], 5)}

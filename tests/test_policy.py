@@ -201,3 +201,36 @@ def test_saying_the_answer_missed_right_after_it_brings_a_person() -> None:
     assert "missed its question" in decision.detail
     # the same words as an opening message are only one sign
     assert decide(sig(text="that's not what I asked, how much do returns cost", cues=("correction",)), TH).action == "answer"
+
+
+def test_swearing_in_passing_in_an_answerable_question_is_answered_then_watched() -> None:
+    """Profanity as register ("where do I see the f***ing fee?") on a question the knowledge base
+    answers: answered. Swearing with other anger cues, or on a question it cannot answer, or a
+    second negative message after it: a person."""
+    text = "where can i see the fucking cancellation fee?"
+    assert decide(sig(text=text, sentiment=-0.9, cues=("profanity",)), TH).action == "answer"
+    assert decide(sig(text=text, sentiment=-0.9, cues=("profanity", "exclamations")), TH).reason == "negative_sentiment"
+    assert decide(sig(text=text, sentiment=-0.9, cues=("profanity",), matches=(CANCEL,)), TH).action == "escalate"
+    first = Turn(text, sentiment=-0.9, cues=("profanity",), outcome="answer", faq_id="orders-track-order")
+    again = decide(sig(text="that fee is a joke", sentiment=-0.8, history=(first,)), TH)
+    assert again.action == "escalate" and again.reason == "negative_sentiment"
+
+
+def test_leaving_calmly_is_an_faq_even_when_it_reads_a_little_negative() -> None:
+    assert decide(sig(text="How do I delete my account?", sentiment=-0.35), TH).action == "answer"
+    assert decide(sig(text="delete my account, this is so annoying", sentiment=-0.35, cues=("displeasure",)), TH).reason == "sensitive_topic"
+
+
+def test_a_message_that_only_points_at_something_unsaid_is_not_guessed() -> None:
+    """"that one", "same as last time": nothing to look up, whatever the knowledge base scores;
+    two such turns in a row bring a person. A short message with a content word is searched."""
+    from actions.policy import refers_to_nothing_said
+
+    for text in ("that one", "same as last time", "the other one i said", "about my thing from before", "what about it?", "erm hello?"):
+        assert refers_to_nothing_said(text), text
+    for text in ("returns?", "tracking", "the blue one", "not working", "refund policy", "", "?"):
+        assert not refers_to_nothing_said(text), text
+    first = decide(sig(text="same as last time", matches=(TRACK,)), TH)
+    assert first.action == "miss" and first.miss_kind == "vague" and "nothing to look up" in first.detail
+    second = decide(sig(text="that one", matches=(TRACK,), misses=1), TH)
+    assert second.action == "escalate" and second.reason == "vague"
