@@ -21,7 +21,7 @@ import yaml
 from knowledge.embedder import DIMENSION
 from knowledge.entry_head import EntryHead
 from knowledge.index import FaqIndex, Hit, IndexCorrupt
-from knowledge.models import E5, MINILM, Encoder, choose, encode_query, encoder, encoder_name, score_stretch
+from knowledge.models import E5, MINILM, Encoder, choose, encode_bulk, encode_query, encoder, encoder_name, score_stretch
 from knowledge.query_vector import QueryVector
 from knowledge.scoring import stretch
 from knowledge.selfcalibration import Calibration, compute, offtopic_for
@@ -141,7 +141,7 @@ class KnowledgeBase:
                 chunk = live[start : start + batch]
                 texts = [f.texts() for f in chunk]
                 flat = [t for group in texts for t in group]
-                vectors = self.embedder.encode(flat)
+                vectors = encode_bulk(self.embedder, flat)  # every core: nothing is served from this index yet
                 index.add_bulk([(f.id, t) for f, t in zip(chunk, texts)], vectors)
                 done += len(chunk)
                 if progress:

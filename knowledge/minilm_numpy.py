@@ -53,11 +53,34 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float 
     return centred / np.sqrt(var + eps) * weight + bias
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
-    """BERT's exact GELU, x * Phi(x) (erf, not the tanh approximation)."""
-    from scipy.special import erf
+_ERF = tuple(np.float32(c) for c in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592))
+_ERF_P = np.float32(0.3275911)
+_SQRT_HALF = np.float32(1.0 / np.sqrt(2.0))
 
-    return x * (np.float32(0.5) * (np.float32(1.0) + erf(x * np.float32(1.0 / np.sqrt(2.0)))))
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """BERT's exact GELU, x * Phi(x) (erf, not the tanh approximation), with erf by Abramowitz &
+    Stegun 7.1.26 (|error| <= 1.5e-7; ~5e-7 in float32) computed in place: 1.6x faster than
+    scipy.special.erf, which took 30 % of an index build (docs/performance.md)."""
+    z = x * _SQRT_HALF
+    a = np.abs(z)
+    t = a * _ERF_P
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    y = t * _ERF[0]
+    for c in _ERF[1:]:
+        y += c
+        y *= t
+    np.multiply(a, a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    y *= a  # 1 - erf(|z|)
+    y *= np.float32(0.5)
+    np.copysign(y, z, out=y)
+    np.negative(y, out=y)
+    y += z >= 0  # Phi(x) = 1 - (1 - erf|z|)/2 for z >= 0, (1 - erf|z|)/2 below
+    y *= x
+    return y
 
 
 class NumpyMiniLM:
@@ -127,15 +150,18 @@ class NumpyMiniLM:
         pooled = (x * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False, workers: int = 1) -> np.ndarray:
+        """`workers` > 1: batches run in that many threads, each with one BLAS thread (numpy releases
+        the GIL in its kernels), for bulk work such as an index build; a message is one batch."""
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         _, tokenizer = self._load()
         encodings = tokenizer.encode_batch([str(t) for t in texts])  # type: ignore[attr-defined]
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))  # similar lengths batch together
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
-        for start in range(0, len(order), max(1, batch_size)):
-            chosen = order[start : start + batch_size]
+        batches = [order[start : start + max(1, batch_size)] for start in range(0, len(order), max(1, batch_size))]
+
+        def run(chosen: list[int]) -> None:
             length = max(len(encodings[i].ids) for i in chosen)
             ids = np.zeros((len(chosen), length), dtype=np.int64)
             mask = np.zeros((len(chosen), length), dtype=np.float32)
@@ -144,4 +170,15 @@ class NumpyMiniLM:
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = 1.0
             out[chosen] = self._forward(ids, mask)
+
+        if workers <= 1 or len(batches) == 1:
+            for chosen in batches:
+                run(chosen)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers, thread_name_prefix="minilm") as pool:
+                list(pool.map(run, batches))
         return np.ascontiguousarray(out, dtype=np.float32)

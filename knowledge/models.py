@@ -20,6 +20,7 @@ calibration) and the action server (answers) always agree on the encoder.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from typing import Iterable, Protocol, Sequence
 
@@ -87,6 +88,15 @@ def encoder(name: str) -> Encoder:
     """One instance per encoder per process (models are loaded lazily, on first encode)."""
     with _lock:
         return _shared(name)
+
+
+def encode_bulk(embedder: Encoder, texts: Sequence[str]) -> np.ndarray:
+    """Many texts at once (an index build): on every core where the encoder can (numpy MiniLM)."""
+    from knowledge.minilm_numpy import NumpyMiniLM
+
+    if isinstance(embedder, NumpyMiniLM):
+        return embedder.encode(texts, workers=os.cpu_count() or 1)
+    return embedder.encode(texts)
 
 
 def encode_query(embedder: Encoder, text: str) -> np.ndarray:
