@@ -29,7 +29,7 @@ def knowledge_base() -> KnowledgeBase:
     """Open (and if needed rebuild) the index, and load the embedding model, once."""
     current = settings()
     kb = KnowledgeBase(FaqStore(sync_engine(current)), current.index_dir, language=current.knowledge_language,
-                       head=current.faq_head)
+                       head=current.faq_head, index_kind=current.index_kind)
     kb.open()
     kb.search("warm up")  # loads the model now, not on the first customer's message
     log.info("knowledge base ready: %d entries", len(kb.index))

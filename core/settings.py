@@ -230,6 +230,8 @@ class Settings:
     # Re-rank the cosine with a head trained on the knowledge base's own paraphrases after each
     # publish (knowledge/entry_head.py; background, hot-swapped; docs/knowledge.md).
     faq_head: bool = True
+    # FAISS index: auto (flat, then IVF from 20,000 vectors) | flat | hnsw (docs/knowledge.md, "Scale").
+    index_kind: str = "auto"
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.
     max_misses: int = 2
     # Escalation policy (actions/policy.py; calibrated by `./tandem calibrate`, docs/evaluation.md).

@@ -137,15 +137,19 @@ class KnowledgeBase:
             done = 0
             if progress:
                 progress(0, total)
+            grouped: list[tuple[str, list[str]]] = []
+            parts: list[np.ndarray] = []
             for start in range(0, total, batch):
                 chunk = live[start : start + batch]
                 texts = [f.texts() for f in chunk]
                 flat = [t for group in texts for t in group]
-                vectors = encode_bulk(self.embedder, flat)  # every core: nothing is served from this index yet
-                index.add_bulk([(f.id, t) for f, t in zip(chunk, texts)], vectors)
+                parts.append(encode_bulk(self.embedder, flat))  # every core: nothing is served from this index yet
+                grouped += [(f.id, t) for f, t in zip(chunk, texts)]
                 done += len(chunk)
                 if progress:
                     progress(done, total)
+            # One add of everything: a large index trains its IVF lists on all of its vectors.
+            index.add_bulk(grouped, np.vstack(parts) if parts else np.zeros((0, DIMENSION), dtype=np.float32))
             index.revision = revision
             self.index = index
             self._entries = {f.id: f for f in live}

@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 
 from knowledge.embedder import DIMENSION
+from knowledge import scoring
 from knowledge.scoring import TOP, entry_score
 
 
@@ -149,12 +150,15 @@ class FaqIndex:
             scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), fetch)
             found: dict[str, list[float]] = {}
             best_text: dict[str, str] = {}
+            best_only = scoring.BEST_WEIGHT == 1.0  # an entry scores its first (best) text: k entries suffice
             for score, vid in zip(scores[0].tolist(), ids[0].tolist()):  # best first
                 owner = self._vector_owner.get(vid)
                 if owner is None:
                     continue
                 faq_id, text = owner
                 if faq_id not in found:
+                    if best_only and len(found) == k:
+                        break
                     found[faq_id] = []
                     best_text[faq_id] = text
                 found[faq_id].append(float(score))

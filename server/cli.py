@@ -51,7 +51,7 @@ def knowledge_base(settings: Settings):  # type: ignore[no-untyped-def]
     from knowledge.store import FaqStore
 
     return KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, language=settings.knowledge_language,
-                         head=settings.faq_head)
+                         head=settings.faq_head, index_kind=settings.index_kind)
 
 
 def cmd_seed(settings: Settings) -> int:

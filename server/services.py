@@ -139,7 +139,7 @@ async def build(settings: Settings) -> Services:
     # The web process searches too (agents' suggestions, editors' previews) and self-calibrates
     # after imports/publishes in its watcher's thread (knowledge/selfcalibration.py).
     knowledge = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, auto_calibrate=True, language=settings.knowledge_language,
-                              head=settings.faq_head)
+                              head=settings.faq_head, index_kind=settings.index_kind)
 
     def open_and_watch() -> None:
         knowledge.open()
