@@ -103,13 +103,19 @@ def decide(matches: Sequence[Scored], th: Thresholds, allow_clarify: bool = True
     `allow_clarify` is False right after the bot asked "did you mean": it never asks twice in a row.
     """
     ranked = _distinct(matches)
+    by_rank = True
+    if ranked and ranked[0].score < th.faq_threshold and max(m.score for m in ranked) >= th.faq_threshold:
+        # The head promoted an entry its cosine does not back, over one that reaches the threshold
+        # (typically a new entry with one or two texts, little known to the head): the head never
+        # turns an answer into a miss, so this question is decided on the cosine alone.
+        ranked, by_rank = sorted(ranked, key=lambda m: m.score, reverse=True), False
     if not ranked:
         return Verdict(MISS, "the knowledge base has no entries to answer from", code="low_faq_confidence",
                        values={"best_score": 0.0, "threshold": th.faq_threshold})
     top = ranked[0]
     second = ranked[1] if len(ranked) > 1 else None
     if allow_clarify and second is not None:
-        gap = rank_of(top) - rank_of(second)
+        gap = rank_of(top) - rank_of(second) if by_rank else top.score - second.score
         if second.score >= th.clarify_floor and gap < th.clarify_margin:
             options = (Option(top.faq_id, top.score, getattr(top, "question", "")),
                        Option(second.faq_id, second.score, getattr(second, "question", "")))

@@ -75,7 +75,11 @@ def test_threshold_on_the_cosine_order_and_margin_on_the_rank() -> None:
     a, b = Candidate("a", 0.70, rank_score=0.72), Candidate("b", 0.68, rank_score=0.85)
     verdict = decide([a, b], th)
     assert (verdict.action, verdict.faq_id) == ("answer", "b")
-    # Reranked ahead but its own cosine is below the threshold: not answered.
-    assert decide([Candidate("a", 0.62, rank_score=0.63), Candidate("b", 0.55, rank_score=0.75)], th).action == "miss"
+    # Reranked ahead but no entry's own cosine reaches the threshold: not answered.
+    assert decide([Candidate("a", 0.58, rank_score=0.60), Candidate("b", 0.55, rank_score=0.75)], th).action == "miss"
+    # The head never turns an answer into a miss: promoted above an entry that reaches the threshold
+    # (a new entry with two texts, little known to the head), it yields to the cosine.
+    verdict = decide([Candidate("old", 0.50, rank_score=0.69), Candidate("new", 0.66, rank_score=0.67)], th)
+    assert (verdict.action, verdict.faq_id) == ("answer", "new")
     # Close on the rank: "did you mean".
     assert decide([Candidate("a", 0.70, rank_score=0.80), Candidate("b", 0.66, rank_score=0.79)], th).action == "clarify"
