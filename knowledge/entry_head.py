@@ -10,7 +10,8 @@ search is the plain cosine, so a live edit never waits for it.
 It only re-ranks: an entry's rank score is its cosine + `WEIGHT` x P(entry | text). The answer
 threshold and the clarify floor stay on the entry's own cosine, so the self-calibration
 (knowledge/selfcalibration.py) and its meaning for editors are unchanged; the clarify margin is
-measured on the rank score ("is the best entry clearly ahead?").
+measured on the rank score ("is the best entry clearly ahead?"), and knowledge/decision.py falls
+back to the cosine when the head's first entry fails the threshold but another entry passes it.
 
 Measured (docs/evaluation.md, "The knowledge base's own head"; C and WEIGHT were picked once for
 all sets, not per set): top-1 on BANKING77 0.923 -> 0.938, Bitext 0.990 -> 0.997, Northwind
