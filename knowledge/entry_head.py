@@ -13,9 +13,9 @@ threshold and the clarify floor stay on the entry's own cosine, so the self-cali
 measured on the rank score ("is the best entry clearly ahead?"), and knowledge/decision.py falls
 back to the cosine when the head's first entry fails the threshold but another entry passes it.
 
-Measured (docs/evaluation.md, "The knowledge base's own head"; C and WEIGHT were picked once for
-all sets, not per set): top-1 on BANKING77 0.923 -> 0.938, Bitext 0.990 -> 0.997, Northwind
-held-out 0.720 -> 0.741.
+Measured (docs/evaluation.md, "The knowledge base's own head"; benchmarks/head_options.py and
+benchmarks/kb_eval.py; C and WEIGHT were picked once for all sets, not per set): top-1 on the
+BANKING77 test set 0.923 -> 0.938, Bitext 0.990 -> 0.997, the demo's held-out set 0.720 -> 0.741.
 """
 from __future__ import annotations
 

@@ -49,6 +49,16 @@ def editor_login(stack: Stack, username: str = "editor") -> Editor:
     return Editor(stack.http, response.json()["token"])
 
 
+def wait_for_live_decision(editor: Editor, timeout: float = 120) -> None:
+    """Until the self-calibration and the knowledge base's head cover what is published, in the web
+    process and (a moment later: it fits the same head) in the action server."""
+    deadline = time.monotonic() + timeout
+    while (state := editor.get("/calibration").json())["pending"] or state["head_pending"]:
+        assert time.monotonic() < deadline, "self-calibration or the knowledge head never finished"
+        time.sleep(0.5)
+    time.sleep(2 * ((state["head"] or {}).get("seconds") or 0) + 1)
+
+
 @pytest.fixture()
 def editor(stack: Stack) -> Editor:
     return editor_login(stack)

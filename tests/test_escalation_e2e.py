@@ -49,16 +49,10 @@ def test_sustained_negativity_escalates_on_the_second_turn(stack: Stack) -> None
 def _ambiguous_question(stack: Stack) -> str:
     """A question the live knowledge base finds ambiguous, by the editor's preview (the bot's own
     decision, tests/test_one_decision.py), once its calibration and head are in force."""
-    import time
-
-    from tests.test_editor_api import editor_login
+    from tests.test_editor_api import editor_login, wait_for_live_decision
 
     editor = editor_login(stack)
-    deadline = time.monotonic() + 120
-    while (state := editor.get("/calibration").json())["pending"] or state["head_pending"]:
-        assert time.monotonic() < deadline, "self-calibration or the knowledge head never finished"
-        time.sleep(0.5)
-    time.sleep(2 * ((state["head"] or {}).get("seconds") or 0) + 1)  # the action server fits the same head
+    wait_for_live_decision(editor)
     for text in CLARIFY_TEXTS:
         if editor.post("/try", {"text": text}).json()["decision"]["action"] == "clarify":
             return text

@@ -14,7 +14,7 @@ import pytest
 from actions.policy import FAQ, Candidate, Signals, Thresholds as PolicyThresholds, decide as bot_decide
 from knowledge.decision import Option, Thresholds, decide as preview_decide
 from tests.conftest import Stack
-from tests.test_editor_api import Editor, editor_login
+from tests.test_editor_api import Editor, editor_login, wait_for_live_decision
 
 TH = Thresholds(faq_threshold=0.55, clarify_margin=0.02, clarify_floor=0.45)
 
@@ -73,12 +73,7 @@ def _bot(stack: Stack, text: str) -> tuple[str, str | None, tuple[str, ...]]:
 
 def test_preview_and_bot_decide_the_same_on_the_stack(stack: Stack) -> None:
     editor: Editor = editor_login(stack)
-    deadline = time.monotonic() + 120
-    while (state := editor.get("/calibration").json())["pending"] or state["head_pending"]:
-        # the same thresholds, and the same knowledge head, in both processes
-        assert time.monotonic() < deadline, "self-calibration or the knowledge head never finished"
-        time.sleep(0.5)
-    time.sleep(2 * ((state["head"] or {}).get("seconds") or 0) + 1)  # the action server fits the same head meanwhile
+    wait_for_live_decision(editor)  # the same thresholds, and the same knowledge head, in both processes
     for text in QUESTIONS:
         tried = editor.post("/try", {"text": text}).json()
         preview = tried["decision"]
