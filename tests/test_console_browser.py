@@ -141,3 +141,42 @@ def test_bidi_controls_cannot_reorder_what_the_agent_reads(stack: Stack, browser
     assert text.evaluate("node => getComputedStyle(node).unicodeBidi") == "isolate"
     stack.login("agent").post(f"/cases/{case['id']}/close")
     page.context.close()
+
+
+def test_what_the_agent_types_while_a_reply_travels_is_kept(stack: Stack, browser: Browser) -> None:
+    """The composer is cleared when a reply is sent, not when the server answers: the next
+    message typed during the round trip survives, and a reply the server refused comes back."""
+    from playwright.sync_api import Route
+
+    dialogs: list[str] = []
+    customer = stack.new_conversation()
+    assert customer.say("I want to talk to a person")["mode"] == "waiting"
+    case = stack.login("agent").case_for(customer.conversation_id)
+    page = console(browser, stack, "agent", dialogs)
+    row = f'#queue-list li[data-case-id="{case["id"]}"]'
+    expect(page.locator(row)).to_be_visible(timeout=10000)
+    page.locator(row).get_by_role("button", name=f"Claim case {case['id']}").click()
+    panel = page.locator(f'[data-case-id="{case["id"]}"].chat')
+    reply = panel.get_by_label("Reply to the customer")
+
+    held: list[Route] = []
+    page.route(f"**/api/agent/cases/{case['id']}/messages", lambda route: held.append(route))
+    reply.fill("first reply")
+    reply.press("Enter")
+    wait_until(lambda: held)
+    reply.fill("second draft")
+    held.pop().continue_()
+    wait_until(lambda: any(m["text"] == "first reply" and m["sender"] == "agent" for m in customer.messages()))
+    expect(panel.locator(".transcript .msg.agent .text", has_text="first reply")).to_have_count(1)
+    expect(reply).to_have_value("second draft")
+
+    reply.press("Enter")  # refused by the server: the text is put back, in front of what follows
+    wait_until(lambda: held)
+    reply.fill("third")
+    held.pop().fulfill(status=503, content_type="application/json", body='{"error": "try again"}')
+    expect(panel.locator(".chat-error")).to_contain_text("try again")
+    expect(reply).to_have_value("second draft\nthird")
+    page.unroute(f"**/api/agent/cases/{case['id']}/messages")
+    stack.login("agent").post(f"/cases/{case['id']}/close")
+    assert dialogs == []
+    page.context.close()

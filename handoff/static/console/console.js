@@ -431,13 +431,17 @@ function wireCase(tab) {
     event.preventDefault();
     const text = textarea.value.trim();
     if (!text) return;
+    // Cleared before the round trip: what the agent types next while this one travels is kept.
+    textarea.value = "";
+    stopTyping(tab);
     try {
       const data = await api("POST", `/cases/${tab.id}/messages`, { text });
-      textarea.value = "";
-      stopTyping(tab);
       appendMessage(tab, data.message);
       $(".chat-error", panel).textContent = "";
-    } catch (error) { $(".chat-error", panel).textContent = error.message; }
+    } catch (error) {
+      restoreText(textarea, text);
+      $(".chat-error", panel).textContent = error.message;
+    }
   });
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $(".composer", panel).requestSubmit(); }
@@ -482,16 +486,22 @@ function wireCase(tab) {
   $(".merge-form", panel).addEventListener("submit", (event) => { event.preventDefault(); mergeCustomer(tab); });
   $(".note-form", panel).addEventListener("submit", async (event) => {
     event.preventDefault();
-    const text = $(".note-text", panel).value.trim();
+    const input = $(".note-text", panel);
+    const text = input.value.trim();
     if (!text) return;
+    input.value = "";
     try {
       const data = await api("POST", `/cases/${tab.id}/notes`, { text });
-      $(".note-text", panel).value = "";
       noteAdded(tab.id, data.note);
-    } catch (error) { $(".chat-error", panel).textContent = error.message; }
+    } catch (error) { restoreText(input, text); $(".chat-error", panel).textContent = error.message; }
   });
   fillCanned(tab);
   fillTransferTargets(tab);
+}
+
+/** Puts an unsent text back in front of whatever was typed since, so a failed send loses nothing. */
+function restoreText(textarea, text) {
+  textarea.value = textarea.value ? text + "\n" + textarea.value : text;
 }
 
 function stopTyping(tab) {
@@ -665,8 +675,9 @@ async function openTicket(ticketId) {
     const textarea = $(".ticket-reply textarea", panel);
     const text = textarea.value.trim();
     if (!text) return;
-    try { await api("POST", `/tickets/${ticketId}/reply`, { text }); textarea.value = ""; await loadTicket(tab); refreshTickets(); }
-    catch (error) { $(".chat-error", panel).textContent = error.message; }
+    textarea.value = "";
+    try { await api("POST", `/tickets/${ticketId}/reply`, { text }); await loadTicket(tab); refreshTickets(); }
+    catch (error) { restoreText(textarea, text); $(".chat-error", panel).textContent = error.message; }
   });
   $(".ticket-close", panel).addEventListener("click", async () => {
     try { await api("POST", `/tickets/${ticketId}/close`); removeTab(key); refreshTickets(); }
