@@ -214,6 +214,10 @@ class Settings:
     web_port: int = 8000
     rasa_port: int = 5005
     action_port: int = 5055
+    # Rasa servers (each with its own action server) this supervisor starts: instance i listens on
+    # rasa_port + i and calls the action server on action_port + i. More than one is for scale-out
+    # (PostgreSQL tracker store and Redis lock store shared by all); see docs/performance.md.
+    rasa_instances: int = 1
     database_url: str = ""  # empty: sqlite file in var_dir
     redis_url: str = ""  # empty: in-process pub/sub and Rasa's in-memory lock store
     models_dir: Path = ROOT / "models"
@@ -348,6 +352,14 @@ class Settings:
         return f"http://{self.host}:{self.action_port}/webhook"
 
     @property
+    def rasa_urls(self) -> tuple[str, ...]:
+        return tuple(f"http://{self.host}:{self.rasa_port + i}" for i in range(self.rasa_instances))
+
+    @property
+    def action_health_urls(self) -> tuple[str, ...]:
+        return tuple(f"http://{self.host}:{self.action_port + i}/health" for i in range(self.rasa_instances))
+
+    @property
     def web_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.web_port}"
 
@@ -470,9 +482,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
     hints = typing.get_type_hints(Settings)
     nested = {k for k, kind in hints.items() if dataclasses.is_dataclass(kind) or typing.get_origin(kind) in (dict, tuple)}
-    return Settings(**{
+    settings = Settings(**{
         k: _coerce_typed(hints[k], v, k) if k in nested else _coerce(known[k], v) for k, v in values.items()
     })
+    if not 1 <= settings.rasa_instances <= 16:
+        raise ValueError(f"rasa_instances: expected 1 to 16, not {settings.rasa_instances}")
+    return settings
 
 
 def to_plain(value: Any) -> Any:

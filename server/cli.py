@@ -212,7 +212,8 @@ def cmd_up(settings: Settings) -> int:
             f"  Editors, knowledge base:     {settings.web_url}/editor    {'(editor/editor)' if settings.demo_accounts else ''}\n"
             f"  REST channel:                POST {settings.web_url}/api/conversations\n"
             f"  Telegram:                    {'on (' + settings.telegram_mode + ')' if settings.telegram_token else 'off (set TANDEM_TELEGRAM_TOKEN)'}\n"
-            f"  Rasa {settings.rasa_url}, action server {settings.action_url}, logs {settings.var_dir / 'logs'}\n"
+            f"  Rasa {', '.join(settings.rasa_urls)}, action server{'s' if settings.rasa_instances > 1 else ''} "
+            f"{', '.join(u.removesuffix('/health') for u in settings.action_health_urls)}, logs {settings.var_dir / 'logs'}\n"
             "A process that dies is restarted; the others keep serving meanwhile.\n"
             "Press Ctrl-C to stop everything.",
             flush=True,

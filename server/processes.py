@@ -53,11 +53,12 @@ def _write_private(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
-def write_endpoints(settings: Settings) -> Path:
-    """Rasa's endpoints.yml, generated from the settings (tracker store, lock store, actions)."""
+def write_endpoints(settings: Settings, instance: int = 0) -> Path:
+    """Rasa's endpoints.yml, generated from the settings (tracker store, lock store, actions):
+    one file per Rasa instance, each calling its own action server."""
     from sqlalchemy.engine import make_url
 
-    endpoints: dict = {"action_endpoint": {"url": settings.action_url}}
+    endpoints: dict = {"action_endpoint": {"url": f"http://{settings.host}:{settings.action_port + instance}/webhook"}}
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite":
         endpoints["tracker_store"] = {"type": "SQL", "dialect": "sqlite", "db": str(settings.var_dir / "rasa-tracker.db")}
@@ -72,7 +73,7 @@ def write_endpoints(settings: Settings) -> Path:
             "type": "redis", "url": redis_url.host or "127.0.0.1", "port": redis_url.port or 6379,
             "db": int(redis_url.database or 0), "key_prefix": "tandem",
         }
-    path = settings.var_dir / "endpoints.yml"
+    path = settings.var_dir / ("endpoints.yml" if instance == 0 else f"endpoints-{instance + 1}.yml")
     _write_private(path, yaml.safe_dump(endpoints, sort_keys=False))
     return path
 
@@ -201,20 +202,25 @@ class Supervisor:
         self._watcher: threading.Thread | None = None
 
     def plan(self) -> list[Service]:
+        """Per Rasa instance an action server and a Rasa server ("actions"/"rasa", then
+        "actions-2"/"rasa-2", ...), then the web process."""
         s = self.settings
-        endpoints = write_endpoints(s)
         credentials = write_credentials(s)
         model = str(self.model or s.models_dir)
         py = sys.executable
-        return [
-            Service("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.action_port)],
-                    f"http://{s.host}:{s.action_port}/health"),
+        services: list[Service] = []
+        for i in range(s.rasa_instances):
+            suffix = "" if i == 0 else f"-{i + 1}"
+            endpoints = write_endpoints(s, i)
+            action_port, rasa_port = s.action_port + i, s.rasa_port + i
+            services.append(Service(f"actions{suffix}", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
+                                    f"http://{s.host}:{action_port}/health"))
             # server.rasa_server adds --auth-token itself, so the token never shows in `ps`.
-            Service("rasa", [py, "-m", "server.rasa_server", "--enable-api", "-i", s.host, "--port", str(s.rasa_port),
-                             "--model", model, "--endpoints", str(endpoints), "--credentials", str(credentials)],
-                    f"{s.rasa_url}/status", {"token": s.rasa_token()}),
-            Service("web", [py, "-m", "server.web"], f"{s.web_url}/health"),
-        ]
+            services.append(Service(f"rasa{suffix}", [py, "-m", "server.rasa_server", "--enable-api", "-i", s.host, "--port", str(rasa_port),
+                                                      "--model", model, "--endpoints", str(endpoints), "--credentials", str(credentials)],
+                                    f"http://{s.host}:{rasa_port}/status", {"token": s.rasa_token()}))
+        services.append(Service("web", [py, "-m", "server.web"], f"{s.web_url}/health"))
+        return services
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)

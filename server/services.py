@@ -124,7 +124,7 @@ async def build(settings: Settings) -> Services:
     engine = async_engine(settings)
     bus = make_bus(settings.redis_url)
     await bus.start()
-    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s, settings.rasa_token(), f"http://{settings.host}:{settings.action_port}/health")
+    rasa = RasaClient(settings.rasa_urls, settings.rasa_timeout_s, settings.rasa_token(), settings.action_health_urls)
     events = EventLog(engine)
     queue = CaseQueue(engine, settings.aging_per_minute)
     conversations = ConversationStore(engine)

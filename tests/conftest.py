@@ -33,6 +33,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (settings.rasa_instances uses port + i)."""
+    for _ in range(200):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        try:
+            socks = []
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 @dataclass
 class Stack:
     """A running Tandem with helpers that speak its public HTTP APIs, like a real client."""
@@ -100,9 +121,8 @@ class Agent:
 
 
 def stack_settings(tmp: Path, **overrides: Any) -> Settings:
-    return load_settings(
-        var_dir=tmp, web_port=free_port(), rasa_port=free_port(), action_port=free_port(), secret_key="test-secret", **overrides
-    )
+    ports = {"web_port": free_port(), "rasa_port": free_port(), "action_port": free_port()}
+    return load_settings(**{"var_dir": tmp, **ports, "secret_key": "test-secret", **overrides})
 
 
 @pytest.fixture(scope="session")
