@@ -44,7 +44,7 @@ def ask_until_answered(web_url: str, process: subprocess.Popen, deadline: float)
                 raise RuntimeError(f"./tandem up exited with {process.returncode}")
             try:
                 opened = http.post(f"{web_url}/api/conversations")
-                if opened.status_code == 200:
+                if opened.is_success:
                     body = opened.json()
                     reply = http.post(f"{web_url}/api/conversations/{body['conversation_id']}/messages",
                                       json={"text": QUESTION}, headers={"Authorization": f"Bearer {body['token']}"})
