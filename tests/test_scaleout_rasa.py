@@ -107,3 +107,57 @@ def test_a_conversation_fails_over_when_its_rasa_is_down(two_rasas: tuple[Stack,
             assert user_texts(web_a, customer.conversation_id, survivor) == ["how can I track my order?", "what payment methods do you accept?"]
         finally:
             web_a.supervisor.start(only=(name,))
+
+
+def test_kill_9_of_one_rasa_mid_load_loses_nothing(two_rasas: tuple[Stack, Stack]) -> None:
+    """Customers on both homes keep talking while rasa-2 is killed with SIGKILL: every message is
+    stored and answered, by the bot (the other instance, from the shared tracker) or, for a message
+    that was inside the killed server, with the honest "the assistant is unavailable" notice and a
+    way to a person. Nothing is acknowledged without a reply."""
+    import threading
+    import time
+
+    web_a, web_b = two_rasas
+    client = homes(web_a)
+    customers = [(web_a if i % 2 else web_b).new_conversation() for i in range(10)]
+    assert {client.home(c.conversation_id) for c in customers} == {0, 1}
+    killed = threading.Event()
+
+    def talk(index: int) -> list[tuple[str, dict]]:
+        customer, said = customers[index], []
+        for turn in range(6):
+            if index == 0 and turn == 2:
+                web_a.supervisor.stop_service("rasa-2", hard=True)  # SIGKILL, mid-load
+                killed.set()
+            web = web_a if (index + turn) % 2 else web_b
+            text = f"how can I track my order? ({index}.{turn})"
+            response = web.http.post(f"/api/conversations/{customer.conversation_id}/messages", json={"text": text},
+                                     headers=customer.headers)
+            assert response.status_code == 200, response.text
+            said.append((text, response.json()))
+        return said
+
+    try:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            results = list(pool.map(talk, range(len(customers))))
+        assert killed.is_set()
+        for customer, said in zip(customers, results):
+            stored = [m for m in customer.messages() if m["sender"] == "customer"]
+            assert [m["text"] for m in stored] == [text for text, _ in said]  # every message kept, in order
+            for text, body in said:
+                assert body["replies"], f"{text}: acknowledged with no reply"
+                kinds = {r.get("kind") for r in body["replies"]}
+                assert kinds & {"faq_answer", "bot_unavailable"} or body["mode"] != "bot", (text, body)
+        # After the kill every conversation is the bot's again, on the surviving instance. One whose
+        # message was inside the killed server waits for Rasa's lock on it to expire (Redis lock
+        # store, TICKET_LOCK_LIFETIME, 60 s by default) and is told the assistant is away meanwhile.
+        deadline = time.monotonic() + 90
+        for customer in customers:
+            while True:
+                replies = customer.say("how can I track my order?")["replies"]
+                if any(r.get("kind") == "faq_answer" for r in replies):
+                    break
+                assert time.monotonic() < deadline, f"{customer.conversation_id} never answered again: {replies}"
+                time.sleep(2)
+    finally:
+        web_a.supervisor.start(only=("rasa-2",))
