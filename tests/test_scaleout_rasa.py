@@ -66,7 +66,8 @@ def test_both_homes_answer_in_order_under_concurrent_load(two_rasas: tuple[Stack
     web_a, web_b = two_rasas
     client = homes(web_a)
     customers: list[Customer] = [(web_a if i % 2 else web_b).new_conversation() for i in range(16)]
-    assert {client.home(c.conversation_id) for c in customers} == {0, 1}  # both instances have conversations
+    while {client.home(c.conversation_id) for c in customers} != {0, 1}:  # both instances have conversations
+        customers[-1] = web_a.new_conversation()
 
     def talk(index: int) -> list[str]:
         customer = customers[index]
@@ -120,7 +121,8 @@ def test_kill_9_of_one_rasa_mid_load_loses_nothing(two_rasas: tuple[Stack, Stack
     web_a, web_b = two_rasas
     client = homes(web_a)
     customers = [(web_a if i % 2 else web_b).new_conversation() for i in range(10)]
-    assert {client.home(c.conversation_id) for c in customers} == {0, 1}
+    while {client.home(c.conversation_id) for c in customers} != {0, 1}:  # both homes under load
+        customers[-1] = web_a.new_conversation()
     killed = threading.Event()
 
     def talk(index: int) -> list[tuple[str, dict]]:
