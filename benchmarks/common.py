@@ -121,6 +121,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (settings.rasa_instances uses port + i)."""
+    import socket
+
+    for _ in range(200):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def fresh_database(name: str) -> str:
+    """A new, empty PostgreSQL database on the local server (trust auth), dropped first if it exists."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT", future=True)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a live process has used so far (all its threads); 0.0 if gone.
 

@@ -19,10 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import free_port, machine, markdown_table, percentile, today, write_section  # noqa: E402
+from common import free_port, free_ports, fresh_database, machine, markdown_table, percentile, today, write_section  # noqa: E402
 from latency import Outcome, TandemClient, conversations_script, run_scenario, warm_up  # noqa: E402
 
 from core.settings import load_settings  # noqa: E402
@@ -30,41 +28,12 @@ from server.cli import prepare  # noqa: E402
 from server.processes import Supervisor  # noqa: E402
 
 SECTION = "Throughput with 1 and 2 Rasa servers (scale-out mode)"
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONCURRENCY = 20
 
 
-def consecutive_ports(count: int) -> int:
-    import socket
-
-    while True:
-        base = free_port()
-        try:
-            held = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-
-
-def fresh_database(name: str) -> str:
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
 def start(tmp: Path, instances: int, redis_db: int) -> tuple[Supervisor, TandemClient]:
-    settings = load_settings(var_dir=tmp / f"var-{instances}", web_port=free_port(), rasa_port=consecutive_ports(instances),
-                             action_port=consecutive_ports(instances), secret_key="bench-secret", rate_limits=False,
+    settings = load_settings(var_dir=tmp / f"var-{instances}", web_port=free_port(), rasa_port=free_ports(instances),
+                             action_port=free_ports(instances), secret_key="bench-secret", rate_limits=False,
                              database_url=fresh_database(f"tandem_bench_instances_{instances}"),
                              redis_url=f"redis://127.0.0.1:6379/{redis_db}", rasa_instances=instances)
     supervisor = Supervisor(settings, model=prepare(settings))

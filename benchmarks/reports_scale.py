@@ -17,7 +17,7 @@ from typing import Any
 import common  # noqa: F401  (puts the project root on sys.path)
 import sqlalchemy as sa
 
-from common import machine, markdown_table, percentile, today, write_section
+from common import fresh_database, machine, markdown_table, percentile, today, write_section
 from core.db import sync_engine
 from server.schema import create_schema
 from core.settings import load_settings
@@ -25,21 +25,11 @@ from reports import metrics, rollup
 from tests import reports_oracle as direct
 from reports.schema import ensure_indexes
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB = "tandem_reports_scale"
 DAY = 86400.0
 TEAMS = ("billing", "shipping", "technical", "complaints")
 REASONS = ("customer_request", "sentiment", "frustration", "misses", "out_of_scope")
 CHANNELS = ("web", "telegram", "rest")
-
-
-def fresh_database(name: str) -> str:
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
 def generate(engine: sa.engine.Engine, n_events: int, n_cases: int, start: float, seed: float = 0.11) -> None:

@@ -20,7 +20,7 @@ config.yml, first in the pipeline (it reads the raw text; no tokenizer or featur
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Text
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -161,8 +161,3 @@ class NgramIntentClassifier(GraphComponent):
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data
-
-    @classmethod
-    def validate_config(cls, config: Optional[Dict[Text, Any]] = None) -> None:
-        if config is not None and float(config.get("C", 100.0)) <= 0:
-            raise ValueError("NgramIntentClassifier: C must be positive")

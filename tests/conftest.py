@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,27 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports (settings.rasa_instances uses port + i)."""
-    for _ in range(200):
-        base = free_port()
-        if base + count > 65535:
-            continue
-        try:
-            socks = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 @dataclass
@@ -118,6 +98,24 @@ class Agent:
         found = [c for c in cases if c["conversation_id"] == conversation_id]
         assert found, f"no {status} case for {conversation_id}: {cases}"
         return found[0]
+
+
+@contextmanager
+def two_web_processes(settings: Settings) -> Iterator[tuple[Stack, Stack]]:
+    """The whole stack once, plus a second web process on its own port sharing everything else
+    (scale-out tests: PostgreSQL + Redis)."""
+    model = prepare(settings)
+    first = Supervisor(settings, model=model)
+    first.start()
+    second_settings = settings.replace(web_port=free_port())
+    second = Supervisor(second_settings, model=model)
+    try:
+        second.start(only=("web",))
+        yield (Stack(settings, first, httpx.Client(base_url=settings.web_url, timeout=60)),
+               Stack(second_settings, second, httpx.Client(base_url=second_settings.web_url, timeout=60)))
+    finally:
+        second.stop()
+        first.stop()
 
 
 def stack_settings(tmp: Path, **overrides: Any) -> Settings:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.conftest import Stack, wait_until
 
@@ -27,6 +27,14 @@ def console(browser: Browser, stack: Stack, username: str, dialogs: list[str]) -
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#connection")).to_have_text("live", timeout=15000)
     return page
+
+
+def claim_in_console(page: Page, case_id: int) -> Locator:
+    """The case appears live in the queue; the agent claims it; returns the chat panel."""
+    row = f'#queue-list li[data-case-id="{case_id}"]'
+    expect(page.locator(row)).to_be_visible(timeout=10000)
+    page.locator(row).get_by_role("button", name=f"Claim case {case_id}").click()
+    return page.locator(f'[data-case-id="{case_id}"].chat')
 
 
 def account_id(stack: Stack, username: str) -> int:
@@ -130,10 +138,7 @@ def test_bidi_controls_cannot_reorder_what_the_agent_reads(stack: Stack, browser
     customer.say("please open invoice\u202efdp.exe now")
     case = stack.login("agent").case_for(customer.conversation_id)
     page = console(browser, stack, "agent", dialogs)
-    row = f'#queue-list li[data-case-id="{case["id"]}"]'
-    expect(page.locator(row)).to_be_visible(timeout=10000)
-    page.locator(row).get_by_role("button", name=f"Claim case {case['id']}").click()
-    panel = page.locator(f'[data-case-id="{case["id"]}"].chat')
+    panel = claim_in_console(page, case["id"])
     text = panel.locator(".transcript .msg.customer .text", has_text="invoice")
     expect(text).to_have_count(1, timeout=10000)
     assert text.text_content() == "please open invoice[U+202E]fdp.exe now"
@@ -153,10 +158,7 @@ def test_what_the_agent_types_while_a_reply_travels_is_kept(stack: Stack, browse
     assert customer.say("I want to talk to a person")["mode"] == "waiting"
     case = stack.login("agent").case_for(customer.conversation_id)
     page = console(browser, stack, "agent", dialogs)
-    row = f'#queue-list li[data-case-id="{case["id"]}"]'
-    expect(page.locator(row)).to_be_visible(timeout=10000)
-    page.locator(row).get_by_role("button", name=f"Claim case {case['id']}").click()
-    panel = page.locator(f'[data-case-id="{case["id"]}"].chat')
+    panel = claim_in_console(page, case["id"])
     reply = panel.get_by_label("Reply to the customer")
 
     held: list[Route] = []

@@ -3,6 +3,7 @@ schemas; server.rasa_server.check_schemas_once builds each validator once. Same 
 error messages as jsonschema.validate, for good and bad responses alike."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -11,6 +12,8 @@ from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.events import Event
 
 from server.rasa_server import check_schemas_once
+
+ORIGINAL = jsonschema.validate
 
 EVENTS_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "object", "required": ["event"]}}
 
@@ -24,6 +27,14 @@ RESPONSES: list[Any] = [
 ]
 
 
+@pytest.fixture
+def cached() -> Iterator[None]:
+    """check_schemas_once installed for one test; jsonschema's own validate put back after it."""
+    check_schemas_once()
+    yield
+    jsonschema.validate = ORIGINAL
+
+
 def verdict(validate: Any, instance: Any, schema: Any) -> str:
     try:
         validate(instance, schema)
@@ -33,39 +44,23 @@ def verdict(validate: Any, instance: Any, schema: Any) -> str:
 
 
 @pytest.mark.parametrize("instance", RESPONSES)
-def test_same_verdict_as_jsonschema(instance: Any) -> None:
-    original = jsonschema.validate
+def test_same_verdict_as_jsonschema(instance: Any, cached: None) -> None:
     schema = RemoteAction.action_response_format_spec()
-    expected = verdict(original, instance, schema)
-    try:
-        check_schemas_once()
-        assert jsonschema.validate is not original
-        assert verdict(jsonschema.validate, instance, schema) == expected
-        assert verdict(jsonschema.validate, instance, EVENTS_SCHEMA) == verdict(original, instance, EVENTS_SCHEMA)
-    finally:
-        jsonschema.validate = original
+    assert jsonschema.validate is not ORIGINAL
+    assert verdict(jsonschema.validate, instance, schema) == verdict(ORIGINAL, instance, schema)
+    assert verdict(jsonschema.validate, instance, EVENTS_SCHEMA) == verdict(ORIGINAL, instance, EVENTS_SCHEMA)
 
 
-def test_rasa_rejects_a_bad_action_response_and_accepts_a_good_one() -> None:
-    original = jsonschema.validate
-    try:
-        check_schemas_once()
-        check_schemas_once()  # idempotent: not wrapped twice
-        assert getattr(jsonschema.validate, "tandem_cached", False)
-        action = RemoteAction("action_answer", None)
-        assert action._validate_action_result(RESPONSES[0])
-        with pytest.raises(jsonschema.ValidationError, match="Failed to validate Action server response"):
-            action._validate_action_result(RESPONSES[2])
-        assert Event.from_parameters(RESPONSES[0]["events"][0]) is not None
-    finally:
-        jsonschema.validate = original
+def test_rasa_rejects_a_bad_action_response_and_accepts_a_good_one(cached: None) -> None:
+    check_schemas_once()  # idempotent: not wrapped twice
+    assert getattr(jsonschema.validate, "tandem_cached", False)
+    action = RemoteAction("action_answer", None)
+    assert action._validate_action_result(RESPONSES[0])
+    with pytest.raises(jsonschema.ValidationError, match="Failed to validate Action server response"):
+        action._validate_action_result(RESPONSES[2])
+    assert Event.from_parameters(RESPONSES[0]["events"][0]) is not None
 
 
-def test_an_invalid_schema_is_still_refused() -> None:
-    original = jsonschema.validate
-    try:
-        check_schemas_once()
-        with pytest.raises(jsonschema.SchemaError):
-            jsonschema.validate({}, {"type": 12})
-    finally:
-        jsonschema.validate = original
+def test_an_invalid_schema_is_still_refused(cached: None) -> None:
+    with pytest.raises(jsonschema.SchemaError):
+        jsonschema.validate({}, {"type": 12})

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
-from server.cli import prepare
-from server.processes import Supervisor
-from tests.conftest import Stack, free_port, postgres_url, redis_url, stack_settings, wait_until
+from tests.conftest import Stack, postgres_url, redis_url, stack_settings, two_web_processes, wait_until
 
 REDIS_URL = redis_url()
 
@@ -19,19 +15,8 @@ REDIS_URL = redis_url()
 @pytest.fixture(scope="module")
 def two_webs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Stack]]:
     settings = stack_settings(tmp_path_factory.mktemp("scaleout"), database_url=postgres_url("tandem_test_scaleout"), redis_url=REDIS_URL)
-    model = prepare(settings)
-    first = Supervisor(settings, model=model)
-    first.start()
-    second_settings = settings.replace(web_port=free_port())
-    second = Supervisor(second_settings, model=model)
-    try:
-        second.start(only=("web",))
-        a = Stack(settings, first, httpx.Client(base_url=settings.web_url, timeout=60))
-        b = Stack(second_settings, second, httpx.Client(base_url=second_settings.web_url, timeout=60))
-        yield a, b
-    finally:
-        second.stop()
-        first.stop()
+    with two_web_processes(settings) as webs:
+        yield webs
 
 
 def test_customer_on_one_instance_agent_on_another(two_webs: tuple[Stack, Stack]) -> None:

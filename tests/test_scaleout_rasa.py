@@ -16,9 +16,8 @@ import httpx
 import pytest
 
 from bot.rasa_client import RasaClient
-from server.cli import prepare
-from server.processes import Supervisor
-from tests.conftest import Customer, Stack, free_port, free_ports, postgres_url, redis_url, stack_settings
+from benchmarks.common import free_ports
+from tests.conftest import Customer, Stack, postgres_url, redis_url, stack_settings, two_web_processes
 
 QUESTIONS = ("hi", "how can I track my order?", "what payment methods do you accept?", "thanks!")
 
@@ -27,18 +26,8 @@ QUESTIONS = ("hi", "how can I track my order?", "what payment methods do you acc
 def two_rasas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Stack]]:
     settings = stack_settings(tmp_path_factory.mktemp("scaleout-rasa"), database_url=postgres_url("tandem_test_scaleout_rasa"),
                               redis_url=redis_url(), rasa_instances=2, rasa_port=free_ports(2), action_port=free_ports(2))
-    model = prepare(settings)
-    first = Supervisor(settings, model=model)
-    first.start()
-    second_settings = settings.replace(web_port=free_port())
-    second = Supervisor(second_settings, model=model)
-    try:
-        second.start(only=("web",))
-        yield (Stack(settings, first, httpx.Client(base_url=settings.web_url, timeout=60)),
-               Stack(second_settings, second, httpx.Client(base_url=second_settings.web_url, timeout=60)))
-    finally:
-        second.stop()
-        first.stop()
+    with two_web_processes(settings) as webs:
+        yield webs
 
 
 def homes(stack: Stack) -> RasaClient:

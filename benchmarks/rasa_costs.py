@@ -1,0 +1,101 @@
+"""Rasa's own costs that docs/performance.md section 5 quotes, each against its baseline in one run.
+
+- schema check of an action-server response: jsonschema.validate vs server.rasa_server.check_schemas_once;
+- MiniLM on one short message: x @ W.T vs W @ x.T (knowledge.minilm_numpy.SHORT_ROWS);
+- per Rasa model given (e.g. a DIET model and the n-gram one): Agent.load seconds and parse CPU per message.
+
+    $VENV/bin/python benchmarks/rasa_costs.py [--models A.tar.gz B.tar.gz] [--messages 100]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine, markdown_table, today  # noqa: E402
+
+TEXTS = ("how can I track my order?", "hi there", "my parcel never arrived and I'm annoyed", "can I pay with paypal", "thanks!")
+
+
+def cpu_ms(fn: object, repeat: int) -> float:
+    started = time.process_time()
+    for _ in range(repeat):
+        fn()  # type: ignore[operator]
+    return (time.process_time() - started) / repeat * 1000
+
+
+def schema_rows() -> list[list[str]]:
+    import jsonschema
+    from rasa.core.actions.action import RemoteAction
+
+    from server.rasa_server import check_schemas_once
+
+    schema = RemoteAction.action_response_format_spec()
+    result = {"events": [{"event": "slot", "name": "x", "value": 1, "timestamp": None}] * 3, "responses": [{"text": "hi"}]}
+    original = jsonschema.validate
+    before = cpu_ms(lambda: original(result, schema), 20)
+    check_schemas_once()
+    try:
+        after = cpu_ms(lambda: jsonschema.validate(result, schema), 200)
+    finally:
+        jsonschema.validate = original
+    return [["action response schema check", f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}"]]
+
+
+def minilm_rows() -> list[list[str]]:
+    from threadpoolctl import threadpool_limits
+
+    import knowledge.minilm_numpy as minilm
+    from knowledge.models import encoder
+
+    model = encoder(minilm.NAME)
+    shipped = minilm.SHORT_ROWS
+    with threadpool_limits(1):
+        model.encode(list(TEXTS[:1]))
+        minilm.SHORT_ROWS = 0
+        before = cpu_ms(lambda: [model.encode([t]) for t in TEXTS], 20) / len(TEXTS)
+        minilm.SHORT_ROWS = shipped
+        after = cpu_ms(lambda: [model.encode([t]) for t in TEXTS], 20) / len(TEXTS)
+    return [["MiniLM, one short message", f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}"]]
+
+
+def model_row(path: Path, messages: int) -> list[str]:
+    from rasa.core.agent import Agent
+
+    started = time.monotonic()
+    agent = Agent.load(str(path))
+    loaded = time.monotonic() - started
+    texts = [TEXTS[i % len(TEXTS)] for i in range(messages)]
+
+    async def parse_all() -> float:
+        for text in TEXTS:
+            await agent.parse_message(text)
+        begun = time.process_time()
+        for text in texts:
+            await agent.parse_message(text)
+        return (time.process_time() - begun) / len(texts) * 1000
+
+    return [path.name, f"{loaded:.1f}", f"{asyncio.run(parse_all()):.1f}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, nargs="*", default=None, help="Rasa models (default: the latest in models/)")
+    parser.add_argument("--messages", type=int, default=100)
+    args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)
+    models = args.models or sorted((ROOT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)[-1:]
+    print(f"{today()}; {machine()}\n")
+    print(markdown_table(["CPU ms per call", "before", "now", "now / before"], schema_rows() + minilm_rows()))
+    print()
+    print(markdown_table(["Rasa model", "Agent.load s", "parse CPU ms / message"], [model_row(m, args.messages) for m in models]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
