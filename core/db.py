@@ -4,7 +4,8 @@ The web process uses the async engine (aiosqlite or asyncpg); the knowledge stor
 server and the CLI use the sync engine from worker threads. SQLite runs in WAL mode with a busy
 timeout so that these processes can share one file. The sync engine pools its SQLite connections
 like PostgreSQL's (SQLAlchemy 1.4's default for a SQLite file is a new connection per transaction,
-and the knowledge base's revision poll alone opens two a second in every process).
+and the knowledge base's revision poll alone opens two a second in every process); so does the
+async engine, through core/sqlite_async's driver adapter.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from core import sqlite_async
 from core.settings import Settings
 
 metadata = sa.MetaData()
@@ -47,11 +49,12 @@ def async_engine(settings: Settings) -> AsyncEngine:
     url = settings.async_sqlalchemy_url
     if url.startswith("sqlite"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-        # NullPool (SQLAlchemy's default for a SQLite file) stays here: a pooled aiosqlite engine
-        # measured a third of the web process's CPU per message cheaper, but two concurrent CSAT
-        # sweeps then waited out the busy timeout on each other (test_csat_prompt); not understood
-        # yet, so not shipped (docs/performance.md section 5).
-        engine = create_async_engine(url, future=True, poolclass=sa.pool.NullPool, connect_args={"timeout": settings.db_busy_timeout_s})
+        # Pooled (SQLAlchemy's default for a SQLite file is a new connection, and a new thread, per
+        # transaction: a third of the web process's CPU per message). core/sqlite_async closes
+        # every driver cursor where it was used: SQLAlchemy's adapter leaves a failed statement's
+        # cursor to the garbage collector, which deadlocked pooled connections until the busy timeout.
+        engine = create_async_engine(url, future=True, module=sqlite_async.dbapi(), poolclass=sa.pool.AsyncAdaptedQueuePool,
+                                     pool_size=5, max_overflow=10, connect_args={"timeout": settings.db_busy_timeout_s})
         sa.event.listen(engine.sync_engine, "connect", _pragmas(settings.db_busy_timeout_s))
         return engine
     return create_async_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
