@@ -2,6 +2,9 @@
 
 - schema check of an action-server response: jsonschema.validate vs server.rasa_server.check_schemas_once;
 - MiniLM on one short message: x @ W.T vs W @ x.T (knowledge.minilm_numpy.SHORT_ROWS);
+- one message's tracker round trip on SQLite (retrieve, add a turn's events, save): Rasa's
+  SQLTrackerStore vs server.rasa_tracker_store.SQLiteTrackerStore, wall and CPU (a commit's sync is
+  wall time), in conversations of 10 turns;
 - per Rasa model given (e.g. a DIET model and the n-gram one): Agent.load seconds and parse CPU per message.
 
     $VENV/bin/python benchmarks/rasa_costs.py [--models A.tar.gz B.tar.gz] [--messages 100]
@@ -64,6 +67,38 @@ def minilm_rows() -> list[list[str]]:
     return [["MiniLM, one short message", f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}"]]
 
 
+def tracker_rows(conversations: int = 20, turns: int = 10) -> list[list[str]]:
+    import tempfile
+
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+
+    from server.rasa_tracker_store import SQLiteTrackerStore
+
+    domain = Domain.empty()
+    parse = {"intent": {"name": "nlu_fallback", "confidence": 0.4}, "entities": [], "text_embedding": {"f32": "A" * 2048}}
+
+    async def run(store: SQLTrackerStore) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for turn in range(turns):
+            for c in range(conversations):
+                tracker = await store.get_or_create_tracker(f"c{c}")
+                tracker.update(UserUttered(f"question {turn} of conversation {c}", parse_data={**parse, "text": "q"}))
+                tracker.update(ActionExecuted("action_answer_faq"))
+                tracker.update(BotUttered("an answer", {"custom": {"decision": "answer"}}))
+                tracker.update(ActionExecuted("action_listen"))
+                await store.save(tracker)
+        n = conversations * turns
+        return (time.perf_counter() - wall) / n * 1000, (time.process_time() - cpu) / n * 1000
+
+    with tempfile.TemporaryDirectory() as tmp:
+        before = asyncio.run(run(SQLTrackerStore(domain, dialect="sqlite", db=f"{tmp}/rasa.db")))
+        after = asyncio.run(run(SQLiteTrackerStore(domain, db=f"{tmp}/tandem.db")))
+    return [[f"tracker round trip, {label}", f"{b:.2f}", f"{a:.2f}", f"{a / b:.2f}"]
+            for label, b, a in (("wall", before[0], after[0]), ("CPU", before[1], after[1]))]
+
+
 def model_row(path: Path, messages: int) -> list[str]:
     from rasa.core.agent import Agent
 
@@ -91,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.disable(logging.WARNING)
     models = args.models or sorted((ROOT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)[-1:]
     print(f"{today()}; {machine()}\n")
-    print(markdown_table(["CPU ms per call", "before", "now", "now / before"], schema_rows() + minilm_rows()))
+    print(markdown_table(["CPU ms per call", "before", "now", "now / before"], schema_rows() + minilm_rows() + tracker_rows()))
     print()
     print(markdown_table(["Rasa model", "Agent.load s", "parse CPU ms / message"], [model_row(m, args.messages) for m in models]))
     return 0

@@ -20,7 +20,9 @@ from core.settings import Settings
 metadata = sa.MetaData()
 
 
-def _pragmas(busy_timeout_s: float) -> Any:
+def sqlite_pragmas(busy_timeout_s: float) -> Any:
+    """WAL, a busy timeout, synchronous=NORMAL and foreign keys on every new SQLite connection."""
+
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -39,7 +41,7 @@ def sync_engine(settings: Settings) -> sa.engine.Engine:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, future=True, poolclass=sa.pool.QueuePool, pool_size=5, max_overflow=10,
                                   connect_args={"check_same_thread": False, "timeout": settings.db_busy_timeout_s})
-        sa.event.listen(engine, "connect", _pragmas(settings.db_busy_timeout_s))
+        sa.event.listen(engine, "connect", sqlite_pragmas(settings.db_busy_timeout_s))
         return engine
     return sa.create_engine(url, future=True, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
@@ -55,6 +57,6 @@ def async_engine(settings: Settings) -> AsyncEngine:
         # cursor to the garbage collector, which deadlocked pooled connections until the busy timeout.
         engine = create_async_engine(url, future=True, module=sqlite_async.dbapi(), poolclass=sa.pool.AsyncAdaptedQueuePool,
                                      pool_size=5, max_overflow=10, connect_args={"timeout": settings.db_busy_timeout_s})
-        sa.event.listen(engine.sync_engine, "connect", _pragmas(settings.db_busy_timeout_s))
+        sa.event.listen(engine.sync_engine, "connect", sqlite_pragmas(settings.db_busy_timeout_s))
         return engine
     return create_async_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=20)

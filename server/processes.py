@@ -61,7 +61,8 @@ def write_endpoints(settings: Settings, instance: int = 0) -> Path:
     endpoints: dict = {"action_endpoint": {"url": f"http://{settings.host}:{settings.action_port + instance}/webhook"}}
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite":
-        endpoints["tracker_store"] = {"type": "SQL", "dialect": "sqlite", "db": str(settings.var_dir / "rasa-tracker.db")}
+        endpoints["tracker_store"] = {"type": "server.rasa_tracker_store.SQLiteTrackerStore",  # WAL, pooled
+                                      "db": str(settings.var_dir / "rasa-tracker.db"), "busy_timeout_s": settings.db_busy_timeout_s}
     else:
         endpoints["tracker_store"] = {
             "type": "SQL", "dialect": "postgresql", "url": url.host or "127.0.0.1", "port": url.port or 5432,
