@@ -157,6 +157,7 @@ class Router:
     async def customer_turn(self, conversation_id: str, text: Any, payload: str | None = None, client_id: str | None = None) -> Turn:
         """Handle one customer message; a client id already stored is not handled again."""
         conversation = await self.conversations.get(conversation_id)
+        handled_in = conversation.mode  # who this message goes to (the turn may change conversation.mode)
         if payload is not None and (not isinstance(payload, str) or len(payload) > 500):
             raise InvalidMessage("'payload' must be a short string")
         text = clean_text(text if payload is None else (text or payload), self.settings.max_message_chars)
@@ -175,7 +176,7 @@ class Router:
                 await self.conversations.finish_receipt(conversation.id, client_id, [m.id for m in replies], mode)
         except Exception as exc:  # noqa: BLE001 - re-raised with the truth: the message is kept
             raise TurnIncomplete(message, exc) from exc
-        return Turn(message, replies, mode)
+        return Turn(message, replies, mode, handled_in=handled_in)
 
     async def _replayed(self, receipt: Receipt, text: str) -> Turn:
         stored = await self.conversations.messages_by_id(receipt.conversation_id, [receipt.message_id])

@@ -60,12 +60,16 @@ class Turn:
     `replayed`: the message was already stored under its client id, so nothing new was stored
     or answered; `replies` and `mode` are then the original turn's (empty and None while
     that turn is still being answered, e.g. on another instance).
+    `handled_in`: who had the floor when the message was handled (bot | waiting | human): a
+    message to a person gets no bot reply, even if the bot has the floor again by the time the
+    answer is sent (an agent handed back meanwhile). None for a replayed turn.
     """
 
     message: Message
     replies: list[Message]
     mode: str | None
     replayed: bool = False
+    handled_in: str | None = None
 
 
 class TurnIncomplete(Exception):

@@ -20,6 +20,7 @@ calibration) and the action server (answers) always agree on the encoder.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from typing import Iterable, Protocol, Sequence
@@ -27,6 +28,8 @@ from typing import Iterable, Protocol, Sequence
 import numpy as np
 
 from core.language import corpus_share
+
+log = logging.getLogger(__name__)
 
 MINILM = "all-MiniLM-L6-v2"
 E5 = "multilingual-e5-small-q4"
@@ -88,6 +91,26 @@ def encoder(name: str) -> Encoder:
     """One instance per encoder per process (models are loaded lazily, on first encode)."""
     with _lock:
         return _shared(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _message_runtime(name: str) -> Encoder:
+    from knowledge import minilm_onnx
+
+    if name == MINILM and minilm_onnx.available():
+        return minilm_onnx.OnnxMiniLM()
+    if name == MINILM:
+        log.warning("no ONNX build of %s in this environment (python -m knowledge.minilm_onnx build): "
+                    "messages are embedded with numpy, the same vectors at about twice the CPU", name)
+    return _shared(name)  # the caller holds _lock
+
+
+def message_encoder(name: str) -> Encoder:
+    """The runtime for a process that embeds every message, one at a time (Rasa's TextEmbedder):
+    ONNX Runtime when this environment has its build of MiniLM (the same vectors, half the CPU for
+    a short text, its own copy of the weights; knowledge/minilm_onnx.py), else `encoder(name)`."""
+    with _lock:
+        return _message_runtime(name)
 
 
 def encode_bulk(embedder: Encoder, texts: Sequence[str]) -> np.ndarray:

@@ -31,7 +31,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from core.language import detect
-from knowledge.models import MINILM, Encoder, encoder
+from knowledge.models import MINILM, Encoder, message_encoder
 from knowledge.query_vector import EMBEDDING, QueryVector
 
 
@@ -52,9 +52,10 @@ def embed_texts(texts: Sequence[str], model: Encoder) -> list[Optional[QueryVect
 
 @functools.lru_cache(maxsize=1)
 def warm_encoder() -> Encoder:
-    """The process's one MiniLM (knowledge/models.py), loaded and warmed once: Rasa creates the
-    component anew for every message, so creating it must cost nothing."""
-    model = encoder(MINILM)
+    """The process's MiniLM for messages (knowledge/models.message_encoder: ONNX Runtime where
+    built), loaded and warmed once: Rasa creates the component anew for every message, so creating
+    it must cost nothing."""
+    model = message_encoder(MINILM)
     model.encode(["warm up"])
     return model
 

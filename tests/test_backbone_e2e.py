@@ -69,7 +69,8 @@ def test_agent_claims_replies_and_hands_back(stack: Stack) -> None:
     customer = stack.new_conversation()
     customer.say("hello")
     customer.say("can I speak to a human please")
-    customer.say("it's about order 1234")  # typed while waiting: reaches the agent, not the bot
+    waiting = customer.say("it's about order 1234")  # typed while waiting: reaches the agent, not the bot
+    assert waiting["replies"] == [] and waiting["handled_in"] == "waiting"
     agent = stack.login("agent")
     case = agent.case_for(customer.conversation_id)
     detail = agent.get(f"/cases/{case['id']}").json()
@@ -82,14 +83,15 @@ def test_agent_claims_replies_and_hands_back(stack: Stack) -> None:
     assert agent.post(f"/cases/{case['id']}/messages", {"text": "Hi, I'm Alex. Let me check order 1234."}).status_code == 201
     seen = customer.messages(after=cursor)
     assert [(m["sender"], m["text"]) for m in seen] == [("agent", "Hi, I'm Alex. Let me check order 1234.")]
-    assert customer.say("thanks, waiting")["replies"] == []  # the bot stays quiet while a person has it
+    quiet = customer.say("thanks, waiting")
+    assert quiet["replies"] == [] and quiet["handled_in"] == quiet["mode"] == "human"  # the bot stays quiet while a person has it
 
     closed = agent.post(f"/cases/{case['id']}/close", {"resolution": "resolved"})
     assert closed.status_code == 200
     after_close = customer.messages(after=seen[-1]["id"])
     assert any(m["sender"] == "bot" and "back with" in m["text"] for m in after_close)
     again = customer.say("how can I track my order?")
-    assert again["mode"] == "bot" and again["replies"][0]["faq_id"] == "orders-track-order"
+    assert again["mode"] == again["handled_in"] == "bot" and again["replies"][0]["faq_id"] == "orders-track-order"
 
     tracker = httpx.get(f"{stack.settings.rasa_url}/conversations/{customer.conversation_id}/tracker", params={"token": stack.settings.rasa_token()}).json()
     kinds = [e["event"] for e in tracker["events"]]

@@ -92,7 +92,9 @@ def _customer(url: str, number: int, ledger: Ledger, stop: threading.Event) -> N
                 body = response.json()
                 with ledger.lock:
                     ledger.customer_acks.append((conversation, text))
-                    if not body["replies"] and body["mode"] == "bot":
+                    # The bot must answer what it handled; a message to a person gets no bot reply, even
+                    # when an agent handed back before the answer left (the response's mode is the floor now).
+                    if not body["replies"] and body["handled_in"] == "bot":
                         ledger.surprises.append(f"message {text!r}: acknowledged with no reply at all")
                     if body["mode"] == "waiting":
                         ledger.escalated.add(conversation)

@@ -92,6 +92,8 @@ def _client_id(request: Request, data: dict) -> str | None:
 def _turn_response(turn: Turn, conversation: object) -> HTTPResponse:
     mode = turn.mode or getattr(conversation, "mode")
     body = {"replies": [m.to_dict() for m in turn.replies], "mode": mode, "message": turn.message.to_dict()}
+    if turn.handled_in is not None:
+        body["handled_in"] = turn.handled_in
     return json(body, headers={"Idempotent-Replayed": "true"} if turn.replayed else None)
 
 
