@@ -162,7 +162,8 @@ class Router:
             raise InvalidMessage("'payload' must be a short string")
         text = clean_text(text if payload is None else (text or payload), self.settings.max_message_chars)
         client_id = clean_client_id(client_id)
-        extra = {"client_id": client_id} if client_id else {}
+        extra: dict[str, Any] = {"client_id": client_id} if client_id else {}
+        extra["handled_in"] = handled_in  # kept with the message, so a replay tells the same
         try:
             message = await self.conversations.add_message(conversation.id, "customer", text, **extra)
         except DuplicateMessage as duplicate:
@@ -183,7 +184,7 @@ class Router:
         if not stored or stored[0].text != text:
             raise ClientIdReused(f"client id {receipt.client_id!r} was already used for a different message")
         replies = await self.conversations.messages_by_id(receipt.conversation_id, receipt.reply_ids)
-        return Turn(stored[0], replies, receipt.mode, replayed=True)
+        return Turn(stored[0], replies, receipt.mode, replayed=True, handled_in=stored[0].data.get("handled_in"))
 
     async def replayed_turn(self, conversation_id: str, client_id: str, timeout: float) -> Turn | None:
         """Wait (bounded) for the original turn of a replayed client id to be answered."""
@@ -195,7 +196,7 @@ class Router:
             if receipt.status == "answered" or time.monotonic() > deadline:
                 stored = await self.conversations.messages_by_id(conversation_id, [receipt.message_id])
                 replies = await self.conversations.messages_by_id(conversation_id, receipt.reply_ids)
-                return Turn(stored[0], replies, receipt.mode, replayed=True)
+                return Turn(stored[0], replies, receipt.mode, replayed=True, handled_in=stored[0].data.get("handled_in"))
             await asyncio.sleep(0.2)
 
     async def _note_language(self, conversation: Conversation, text: str, payload: str | None) -> None:

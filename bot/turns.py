@@ -62,7 +62,7 @@ class Turn:
     that turn is still being answered, e.g. on another instance).
     `handled_in`: who had the floor when the message was handled (bot | waiting | human): a
     message to a person gets no bot reply, even if the bot has the floor again by the time the
-    answer is sent (an agent handed back meanwhile). None for a replayed turn.
+    answer is sent (an agent handed back meanwhile). Stored with the message, so a replay has it too.
     """
 
     message: Message
