@@ -2,6 +2,9 @@
 
 - schema check of an action-server response: jsonschema.validate vs server.rasa_server.check_schemas_once;
 - MiniLM on one short message: x @ W.T vs W @ x.T (knowledge.minilm_numpy.SHORT_ROWS);
+- MiniLM on one short message through ONNX Runtime (knowledge/minilm_onnx.py, what Rasa runs) vs
+  numpy, and an int8 build of the same graph (not shipped): its CPU and how far its vectors move
+  (cosine to float32 over the demo FAQ's texts);
 - one message's tracker round trip on SQLite (retrieve, add a turn's events, save): Rasa's
   SQLTrackerStore vs server.rasa_tracker_store.SQLiteTrackerStore, wall and CPU (a commit's sync is
   wall time), in conversations of 10 turns;
@@ -67,6 +70,39 @@ def minilm_rows() -> list[list[str]]:
     return [["MiniLM, one short message", f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}"]]
 
 
+def onnx_rows() -> list[list[str]]:
+    import tempfile
+
+    import numpy as np
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    import knowledge.minilm_numpy as minilm
+    from knowledge import minilm_onnx
+    from knowledge.base import load_faq_file
+    from knowledge.models import encoder
+
+    from threadpoolctl import threadpool_limits
+
+    numpy_model, onnx_model = encoder(minilm.NAME), minilm_onnx.OnnxMiniLM()
+    for model in (numpy_model, onnx_model):
+        model.encode(list(TEXTS))
+    with threadpool_limits(1):  # as Rasa runs it (OPENBLAS_NUM_THREADS=1); ONNX Runtime uses one thread too
+        numpy_ms = cpu_ms(lambda: [numpy_model.encode([t]) for t in TEXTS], 20) / len(TEXTS)
+    onnx_ms = cpu_ms(lambda: [onnx_model.encode([t]) for t in TEXTS], 20) / len(TEXTS)
+    rows = [["MiniLM, one short message: numpy -> ONNX Runtime (shipped in Rasa)", f"{numpy_ms:.1f}", f"{onnx_ms:.1f}", f"{onnx_ms / numpy_ms:.2f}"]]
+    faq = [t for e in load_faq_file(ROOT / "data" / "faq.yml") for t in [e["question"], *(e.get("paraphrases") or [])]]
+    with tempfile.TemporaryDirectory() as tmp:
+        int8 = Path(tmp) / "int8.onnx"
+        quantize_dynamic(str(minilm_onnx.graph_path()), str(int8), weight_type=QuantType.QInt8)
+        int8_model = minilm_onnx.OnnxMiniLM(int8)
+        int8_model.encode(list(TEXTS))
+        int8_ms = cpu_ms(lambda: [int8_model.encode([t]) for t in TEXTS], 20) / len(TEXTS)
+        cosine = (int8_model.encode(faq) * onnx_model.encode(faq)).sum(axis=1)
+    rows.append([f"MiniLM, one short message: ONNX float32 -> int8 (not shipped; cosine to float32 median "
+                 f"{np.median(cosine):.3f}, min {cosine.min():.3f})", f"{onnx_ms:.1f}", f"{int8_ms:.1f}", f"{int8_ms / onnx_ms:.2f}"])
+    return rows
+
+
 def tracker_rows(conversations: int = 20, turns: int = 10) -> list[list[str]]:
     import tempfile
 
@@ -126,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.disable(logging.WARNING)
     models = args.models or sorted((ROOT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)[-1:]
     print(f"{today()}; {machine()}\n")
-    print(markdown_table(["CPU ms per call", "before", "now", "now / before"], schema_rows() + minilm_rows() + tracker_rows()))
+    print(markdown_table(["CPU ms per call", "before", "now", "now / before"], schema_rows() + minilm_rows() + onnx_rows() + tracker_rows()))
     print()
     print(markdown_table(["Rasa model", "Agent.load s", "parse CPU ms / message"], [model_row(m, args.messages) for m in models]))
     return 0

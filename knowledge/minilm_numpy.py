@@ -29,6 +29,18 @@ SHORT_ROWS = 16  # batch x tokens up to which dense() multiplies as W @ x.T (mea
 NAME = "all-MiniLM-L6-v2"
 
 
+def padded(encodings: Sequence[object], chosen: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask (int64, batch x longest) of the chosen tokenizer encodings."""
+    length = max(len(encodings[i].ids) for i in chosen)  # type: ignore[attr-defined]
+    ids = np.zeros((len(chosen), length), dtype=np.int64)
+    mask = np.zeros((len(chosen), length), dtype=np.int64)
+    for row, i in enumerate(chosen):
+        n = len(encodings[i].ids)  # type: ignore[attr-defined]
+        ids[row, :n] = encodings[i].ids  # type: ignore[attr-defined]
+        mask[row, :n] = 1
+    return ids, mask
+
+
 def _safetensors(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of a .safetensors file as a read-only memory map (no copy, shared pages)."""
     with path.open("rb") as f:
@@ -170,14 +182,8 @@ class NumpyMiniLM:
         batches = [order[start : start + max(1, batch_size)] for start in range(0, len(order), max(1, batch_size))]
 
         def run(chosen: list[int]) -> None:
-            length = max(len(encodings[i].ids) for i in chosen)
-            ids = np.zeros((len(chosen), length), dtype=np.int64)
-            mask = np.zeros((len(chosen), length), dtype=np.float32)
-            for row, i in enumerate(chosen):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1.0
-            out[chosen] = self._forward(ids, mask)
+            ids, mask = padded(encodings, chosen)
+            out[chosen] = self._forward(ids, mask.astype(np.float32))
 
         if workers <= 1 or len(batches) == 1:
             for chosen in batches:

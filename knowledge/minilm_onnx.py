@@ -3,9 +3,9 @@ one message at a time that Rasa embeds.
 
 Why (issue 13): after the other costs went, MiniLM was ~60 % of Rasa's CPU per message, and numpy
 has a floor there: each matrix product is its own BLAS call over weights read from memory (4 ms
-even for "hi"). ONNX Runtime runs the same float32 graph with fused kernels: 2.0-3.4 ms against
-numpy's 4.1-8.0 ms per short message, vectors equal to numpy's within float rounding (cosine 1.0;
-`build` checks it). An int8 build was 2x faster again but moved the vectors (median cosine 0.97),
+even for "hi"). ONNX Runtime runs the same float32 graph with fused kernels: 2.6 against 5.5 ms
+of CPU per short message (benchmarks/rasa_costs.py), vectors equal to numpy's within float rounding
+(`build` checks it). An int8 build was 2x faster again but moved the vectors (median cosine 0.97),
 which would change every threshold, the sentiment head and the knowledge base's head: not used.
 
 The graph is exported once per virtual environment from the shipped weights (`./tandem` runs
@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from knowledge.minilm_numpy import DIMENSION, MAX_SEQ_LENGTH, NAME
+from knowledge.minilm_numpy import DIMENSION, MAX_SEQ_LENGTH, NAME, padded
 
 log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the exported graph changes: a new file name, rebuilt by ./tandem
@@ -92,13 +92,7 @@ class OnnxMiniLM:
         step = max(1, batch_size)
         for start in range(0, len(order), step):
             chosen = order[start : start + step]
-            length = max(len(encodings[i].ids) for i in chosen)
-            ids = np.zeros((len(chosen), length), dtype=np.int64)
-            mask = np.zeros((len(chosen), length), dtype=np.int64)
-            for row, i in enumerate(chosen):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
+            ids, mask = padded(encodings, chosen)
             out[chosen] = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return out
 

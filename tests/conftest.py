@@ -22,7 +22,6 @@ from server.cli import prepare
 from server.processes import Supervisor
 from core.settings import Settings, load_settings
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright never downloads a browser here
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -173,16 +172,9 @@ def postgres_url(database: str) -> str:
 
     TANDEM_TEST_DB_SUFFIX keeps two test runs on one server (two checkouts) out of each other's databases.
     """
-    import sqlalchemy as sa
+    from benchmarks.common import fresh_database
 
-    database += os.environ.get("TANDEM_TEST_DB_SUFFIX", "")
-
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {database}"))
-    admin.dispose()
-    return f"postgresql://postgres@127.0.0.1:5432/{database}"
+    return fresh_database(database + os.environ.get("TANDEM_TEST_DB_SUFFIX", ""))
 
 
 @pytest.fixture(scope="session")
