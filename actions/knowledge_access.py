@@ -13,7 +13,7 @@ from core.db import sync_engine
 
 from core.persona import PersonaSource
 from core.settings import Business, Settings, load_settings
-from knowledge.base import KnowledgeBase
+from knowledge.base import AdaptPolicy, KnowledgeBase
 from knowledge.store import FaqStore
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def knowledge_base() -> KnowledgeBase:
     """Open (and if needed rebuild) the index, and load the embedding model, once."""
     current = settings()
     kb = KnowledgeBase(FaqStore(sync_engine(current)), current.index_dir, language=current.knowledge_language,
-                       head=current.faq_head, index_kind=current.index_kind)
+                       head=current.faq_head, index_kind=current.index_kind, adapt=AdaptPolicy.from_settings(current, train=False))
     kb.open()
     kb.search("warm up")  # loads the model now, not on the first customer's message
     log.info("knowledge base ready: %d entries", len(kb.index))

@@ -234,6 +234,13 @@ class Settings:
     # Re-rank the cosine with a head trained on the knowledge base's own paraphrases after each
     # publish (knowledge/entry_head.py; background, hot-swapped; docs/knowledge.md).
     faq_head: bool = True
+    # Fine-tune MiniLM on the knowledge base's paraphrases in a child process after publishes
+    # (knowledge/adaptation.py; hot-swapped in every answering process; docs/knowledge.md):
+    # started when the knowledge base has been quiet `adapt_delay_s`, at most every `adapt_interval_s`.
+    faq_adaptation: bool = True
+    adapt_delay_s: float = 30.0
+    adapt_interval_s: float = 600.0
+    adapt_steps: int = 200
     # FAISS index: auto (flat, then IVF from 20,000 vectors) | flat | hnsw (docs/knowledge.md, "Scale").
     index_kind: str = "auto"
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.

@@ -351,7 +351,9 @@ async def calibration(request: Request, me: Any) -> HTTPResponse:
     published = await asyncio.to_thread(kb.store.revision)
     pending = found is None or found.revision < max(kb.index.revision, published)
     head = kb.head()
+    adaptation = await asyncio.to_thread(kb.adaptation_state)
     return json({"calibration": found.to_dict() if found else None, "thresholds": th.to_dict(),
+                 "adaptation": adaptation,
                  "revision": kb.index.revision, "pending": pending,
                  "head": None if head is None else {"revision": head.revision, "entries": len(head.entries),
                                                     "seconds": round(head.seconds, 2)},

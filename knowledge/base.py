@@ -8,6 +8,9 @@ machine sharing the database, within about a second, with no retraining and no r
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -18,6 +21,8 @@ from typing import Callable, Iterable
 import numpy as np
 import yaml
 
+from core.settings import Settings
+from knowledge.adaptation import Adaptation, AdaptedMiniLM, text_key, unpack, worth_training as worth_adapting
 from knowledge.embedder import DIMENSION
 from knowledge.entry_head import EntryHead
 from knowledge.index import FaqIndex, Hit, IndexCorrupt
@@ -30,6 +35,26 @@ from knowledge.store import Faq, FaqStore, NotFound
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class AdaptPolicy:
+    """Whether this process uses (and trains) the knowledge base's own encoder (knowledge/adaptation.py)."""
+
+    use: bool = False  # load the newest adaptation and answer with it
+    train: bool = False  # start the training child process (the web process; needs TANDEM_CONFIG)
+    delay_s: float = 30.0  # quiet time after the last change before training
+    interval_s: float = 600.0  # at most one training started per this many seconds
+    steps: int = 200
+    log_file: Path | None = None
+    poll_s: float = 2.0  # how often the store is asked for a newer adaptation
+
+    @classmethod
+    def from_settings(cls, settings: Settings, train: bool) -> "AdaptPolicy":
+        return cls(use=settings.faq_adaptation, train=train and settings.faq_adaptation, delay_s=settings.adapt_delay_s,
+                   interval_s=settings.adapt_interval_s, steps=settings.adapt_steps,
+                   log_file=settings.var_dir / "logs" / "adaptation.log")
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,7 @@ class KnowledgeBase:
         auto_calibrate: bool = False,
         language: str = "auto",
         head: bool = True,
+        adapt: AdaptPolicy | None = None,
     ) -> None:
         self.store = store
         self.index_dir = index_dir
@@ -73,6 +99,7 @@ class KnowledgeBase:
         self._fixed_encoder = embedder is not None
         self.embedder: Encoder = embedder or encoder(choose(language, ()))
         self.encoder_name = encoder_name(self.embedder)
+        self._base_name = self.encoder_name  # the encoder choose() picked; encoder_name may be its adaptation
         self.refresh_interval = refresh_interval
         self.index_kind = index_kind
         self.index = FaqIndex(index_kind)
@@ -101,6 +128,13 @@ class KnowledgeBase:
         self._head: EntryHead | None = None
         self._head_training: threading.Thread | None = None
         self._head_tried = -1  # the last revision a fit was started for (worth it or not)
+        # The knowledge base's own encoder (knowledge/adaptation.py).
+        self.adapt = adapt or AdaptPolicy()
+        self._adaptation: Adaptation | None = None  # in force
+        self._adapt_polled = 0.0
+        self._adapt_loading: threading.Thread | None = None
+        self._adapt_failed: set[int] = set()
+        self._trainer: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, progress: Progress | None = None) -> None:
@@ -115,6 +149,7 @@ class KnowledgeBase:
                 return
             self._entries = {f.id: f for f in self.store.iter_all() if f.status == "published" and not f.deleted}
             self._decide(self._entries.values())
+            self._adopt_saved_adaptation()
             if (self.index.encoder or MINILM) != self.encoder_name:
                 log.warning("saved index was made by %s, the knowledge base now uses %s; rebuilding",
                             self.index.encoder or MINILM, self.encoder_name)
@@ -131,31 +166,34 @@ class KnowledgeBase:
             revision = self.store.revision()
             live = [f for f in self.store.iter_all() if f.status == "published" and not f.deleted]
             self._decide(live)
-            index = FaqIndex(self.index_kind)
-            index.encoder = self.encoder_name
-            total = len(live)
-            done = 0
-            if progress:
-                progress(0, total)
-            grouped: list[tuple[str, list[str]]] = []
-            parts: list[np.ndarray] = []
-            for start in range(0, total, batch):
-                chunk = live[start : start + batch]
-                texts = [f.texts() for f in chunk]
-                flat = [t for group in texts for t in group]
-                parts.append(encode_bulk(self.embedder, flat))  # every core: nothing is served from this index yet
-                grouped += [(f.id, t) for f, t in zip(chunk, texts)]
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
-            # One add of everything: a large index trains its IVF lists on all of its vectors.
-            index.add_bulk(grouped, np.vstack(parts) if parts else np.zeros((0, DIMENSION), dtype=np.float32))
-            index.revision = revision
-            self.index = index
+            self.index = self._build(self.embedder, self.encoder_name, live, revision, progress, batch)
             self._entries = {f.id: f for f in live}
             self.index.save(self.index_dir)
             self._last_check = self._last_save = time.monotonic()
-            return total
+            return len(live)
+
+    def _build(self, embedder: Encoder, name: str, live: list[Faq], revision: int,
+               progress: Progress | None = None, batch: int = 512) -> FaqIndex:
+        """A new index of these entries embedded by `embedder` (on every core: nothing is served from it yet)."""
+        index = FaqIndex(self.index_kind)
+        index.encoder = name
+        total, done = len(live), 0
+        if progress:
+            progress(0, total)
+        grouped: list[tuple[str, list[str]]] = []
+        parts: list[np.ndarray] = []
+        for start in range(0, total, batch):
+            chunk = live[start : start + batch]
+            texts = [f.texts() for f in chunk]
+            parts.append(encode_bulk(embedder, [t for group in texts for t in group]))
+            grouped += [(f.id, t) for f, t in zip(chunk, texts)]
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        # One add of everything: a large index trains its IVF lists on all of its vectors.
+        index.add_bulk(grouped, np.vstack(parts) if parts else np.zeros((0, DIMENSION), dtype=np.float32))
+        index.revision = revision
+        return index
 
     # -- staying current -------------------------------------------------------------------
     def refresh(self, force: bool = False) -> int:
@@ -197,10 +235,11 @@ class KnowledgeBase:
         if self._fixed_encoder:
             return False
         name = choose(self.language, (f.question for f in entries))
-        if name == self.encoder_name:
+        if name == self._base_name:
             return False
         log.info("knowledge base encoder: %s -> %s (knowledge_language=%s)", self.encoder_name, name, self.language)
-        self.embedder, self.encoder_name = encoder(name), name
+        self.embedder, self.encoder_name, self._base_name = encoder(name), name, name
+        self._adaptation = None  # adaptations are of MiniLM; a new base starts without one
         self._offtopic = None
         self._calibration = None
         return True
@@ -255,6 +294,7 @@ class KnowledgeBase:
                     kb.save_if_due()
                     kb.calibrate_if_due()
                     kb.train_head_if_due()
+                    kb.adapt_if_due()
                     failures = 0
                 except Exception as exc:  # noqa: BLE001 - the database may be restarting; keep trying
                     failures += 1
@@ -268,6 +308,7 @@ class KnowledgeBase:
     def close(self) -> None:
         """Stop the background watcher and save unsaved changes (searching still works)."""
         self._closed.set()
+        self.close_adaptation()
         with self._lock:
             self.save_if_due(0.0)
 
@@ -293,7 +334,7 @@ class KnowledgeBase:
     def calibrate_now(self, sample: int = 1000) -> Calibration:
         """Compute the calibration for the current index and store it (a worker thread calls this)."""
         with self._lock:
-            vectors, owners = self.index.matrix()
+            vectors, owners, texts = self.index.rows()
             revision = self.index.revision
             embedder, name = self.embedder, self.encoder_name
             offtopic = self._offtopic
@@ -301,7 +342,11 @@ class KnowledgeBase:
             offtopic = embedder.encode(offtopic_for(name == E5))
             if self.encoder_name == name:
                 self._offtopic = offtopic
-        result = compute(vectors, owners, offtopic, revision, sample=sample, encoder=name, stretch=score_stretch(name))
+        unseen = None
+        if isinstance(embedder, AdaptedMiniLM):  # hold out only what the encoder did not learn
+            trained = embedder.adaptation.trained
+            unseen = np.array([text_key(o, t) not in trained for o, t in zip(owners, texts)], dtype=bool)
+        result = compute(vectors, owners, offtopic, revision, sample=sample, encoder=name, stretch=score_stretch(name), unseen=unseen)
         self.store.save_calibration(revision, result.to_json())
         self._calibration = result
         log.info("self-calibration for revision %d: %s (%.2fs)", revision, result.summary, result.seconds)
@@ -368,6 +413,137 @@ class KnowledgeBase:
         self._head_training = threading.Thread(target=run, name="knowledge-head", daemon=True)
         self._head_training.start()
         return True
+
+    # -- the knowledge base's own encoder (knowledge/adaptation.py) ---------------------------
+    def adaptation(self) -> Adaptation | None:
+        """The adaptation this process answers with (None: the shipped encoder)."""
+        return self._adaptation
+
+    def adaptation_state(self) -> dict[str, object]:
+        """What the editor is told: off, waiting, training, loading, in force (and of which revision)."""
+        current = self._adaptation
+        if not self.adapt.use or self._base_name != MINILM:
+            state = "off"
+        elif self._trainer is not None and self._trainer.poll() is None:
+            state = "training"
+        elif self._adapt_loading is not None and self._adapt_loading.is_alive():
+            state = "loading"
+        elif current is not None:
+            state = "in force"
+        else:
+            state = "waiting" if worth_adapting(self._groups()) else "not enough paraphrases"
+        return {"state": state, "encoder": self.encoder_name, "revision": current.revision if current else None,
+                "summary": current.summary() if current else ""}
+
+    def _groups(self) -> list[tuple[str, list[str]]]:
+        return [(f.id, f.texts()) for f in list(self._entries.values())]
+
+    def _latest_adaptation(self) -> Adaptation | None:
+        row = self.store.latest_adaptation()
+        if row is None:
+            return None
+        try:
+            return Adaptation.from_meta(*row)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("unreadable adaptation row %d: %s", row[0], exc)
+            return None
+
+    def _adapted_encoder(self, found: Adaptation) -> AdaptedMiniLM:
+        return AdaptedMiniLM(found, unpack(self.store.adaptation_weights(found.id)))
+
+    def _adopt_saved_adaptation(self) -> None:
+        """At open(): answer with the newest adaptation at once (the saved index was likely made by it)."""
+        if not self.adapt.use or self._base_name != MINILM:
+            return
+        found = self._latest_adaptation()
+        if found is None or found.base != MINILM:
+            return
+        try:
+            self.embedder, self.encoder_name, self._adaptation = self._adapted_encoder(found), found.name, found
+        except Exception as exc:  # noqa: BLE001 - the shipped encoder still answers
+            log.warning("adaptation %d could not be loaded: %s", found.id, exc)
+            self._adapt_failed.add(found.id)
+
+    def adapt_now(self, found: Adaptation) -> None:
+        """Re-embed the knowledge base with an adaptation and swap encoder and index at once."""
+        embedder = self._adapted_encoder(found)
+        with self._lock:
+            live, revision, base = list(self._entries.values()), self.index.revision, self._base_name
+        started = time.monotonic()
+        index = self._build(embedder, found.name, live, revision)  # minutes at most; search goes on meanwhile
+        with self._lock:
+            if self._base_name != base:  # the knowledge base changed encoder meanwhile: this one is stale
+                return
+            self.embedder, self.encoder_name, self.index, self._adaptation = embedder, found.name, index, found
+            self._offtopic, self._calibration, self._head, self._head_tried = None, None, None, -1
+            self.apply(self.store.changed_since(revision))  # edits made while embedding, on the new encoder
+            self._dirty, self._last_change = True, time.monotonic()
+        self.save_if_due(0.0)
+        log.info("adaptation %d (revision %d) in force: %d entries re-embedded in %.1fs",
+                 found.id, found.revision, len(live), time.monotonic() - started)
+
+    def adapt_if_due(self) -> None:
+        """Start the training child when due (the training process only), and swap in a newer adaptation."""
+        if not self.adapt.use or self._base_name != MINILM:
+            return
+        now = time.monotonic()
+        if self.adapt.train:
+            self._train_if_due(now)
+        if now - self._adapt_polled < self.adapt.poll_s or (self._adapt_loading is not None and self._adapt_loading.is_alive()):
+            return
+        self._adapt_polled = now
+        found = self._latest_adaptation()
+        if found is None or found.base != MINILM or found.id in self._adapt_failed:
+            return
+        if self._adaptation is not None and found.id <= self._adaptation.id:
+            return
+
+        def run() -> None:
+            try:
+                self.adapt_now(found)
+            except Exception:  # noqa: BLE001 - keep answering with the encoder in force
+                self._adapt_failed.add(found.id)
+                log.exception("loading adaptation %d failed", found.id)
+
+        self._adapt_loading = threading.Thread(target=run, name="knowledge-adapt", daemon=True)
+        self._adapt_loading.start()
+
+    def _train_if_due(self, now: float) -> None:
+        if self._trainer is not None:
+            if self._trainer.poll() is None:
+                return
+            if self._trainer.returncode:
+                log.warning("adaptation training exited with %s (see %s)", self._trainer.returncode, self.adapt.log_file)
+            self._trainer = None
+        revision = self.index.revision
+        if revision == 0 or now - self._last_change < self.adapt.delay_s:
+            return
+        if self._adaptation is not None and self._adaptation.revision >= revision:
+            return
+        claim = self.store.last_adaptation_claim()
+        if claim is not None and (claim[0] >= revision or time.time() - claim[1] < self.adapt.interval_s):
+            return
+        if not worth_adapting(self._groups()):
+            return
+        out = open(self.adapt.log_file, "ab") if self.adapt.log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        try:
+            self._trainer = subprocess.Popen(
+                [sys.executable, "-m", "knowledge.adaptation", "--revision", str(revision), "--steps", str(self.adapt.steps)],
+                cwd=str(ROOT), env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        log.info("adapting the encoder to revision %d (pid %d)", revision, self._trainer.pid)
+
+    def close_adaptation(self) -> None:
+        """Stop a training child (the process is shutting down)."""
+        trainer, self._trainer = self._trainer, None
+        if trainer is not None and trainer.poll() is None:
+            trainer.terminate()
+            try:
+                trainer.wait(5)
+            except subprocess.TimeoutExpired:
+                trainer.kill()
 
     # -- answering -------------------------------------------------------------------------
     def search(self, text: str, k: int = 5) -> list[Match]:

@@ -167,12 +167,17 @@ class FaqIndex:
 
     def matrix(self) -> tuple[np.ndarray, list[str]]:
         """Every live vector and its entry id (self-calibration works on these, no re-embedding)."""
+        vectors, owners, _texts = self.rows()
+        return vectors, owners
+
+    def rows(self) -> tuple[np.ndarray, list[str], list[str]]:
+        """Every live vector, its entry id and its text."""
         with self._lock:
-            rows = [(vid, owner[0]) for vid, owner in self._vector_owner.items()]
+            rows = list(self._vector_owner.items())
             if not rows:
-                return np.zeros((0, DIMENSION), dtype=np.float32), []
+                return np.zeros((0, DIMENSION), dtype=np.float32), [], []
             vectors = np.vstack([self._index.reconstruct(int(vid)) for vid, _ in rows]).astype(np.float32)
-        return vectors, [faq_id for _, faq_id in rows]
+        return vectors, [owner[0] for _, owner in rows], [owner[1] for _, owner in rows]
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, folder: Path) -> None:

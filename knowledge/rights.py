@@ -9,4 +9,6 @@ def register(registry: RightsRegistry) -> None:
         NoPersonalData("knowledge", "faqs", "FAQ entries written by editors"),
         NoPersonalData("knowledge", "faq_versions", "versions of editors' FAQ entries"),
         NoPersonalData("knowledge", "kb_calibration", "thresholds computed from the FAQ's own texts"),
+        NoPersonalData("knowledge", "kb_adaptations", "the sentence encoder fine-tuned on the FAQ's own texts"),
+        NoPersonalData("knowledge", "kb_adaptation_claims", "which FAQ revision is being adapted"),
     )

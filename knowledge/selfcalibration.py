@@ -107,11 +107,13 @@ def entry_scores(sims: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
 def compute(
     vectors: np.ndarray, owners: Sequence[str], offtopic: np.ndarray, revision: int,
     sample: int = 1000, offtopic_target: float = 0.95, heldout_target: float = 0.90, seed: int = 0, chunk: int = 256,
-    encoder: str = "", stretch: float = 1.0,
+    encoder: str = "", stretch: float = 1.0, unseen: np.ndarray | None = None,
 ) -> Calibration:
     """Calibrate on the index's vectors (`owners[i]` is the entry of row i) and off-topic vectors.
 
-    `stretch`: the encoder's score stretch (knowledge/scoring.stretch), as the search applies it."""
+    `stretch`: the encoder's score stretch (knowledge/scoring.stretch), as the search applies it.
+    `unseen`: a mask of the rows an adapted encoder was not trained on (knowledge/adaptation.py);
+    only those are held out, since a paraphrase the encoder learned scores near 1 with its entry."""
     started = time.perf_counter()
 
     def blend_scores(sims: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -123,10 +125,11 @@ def compute(
     owner_col = np.array([position[o] for o in owners], dtype=np.int64)
     order = np.argsort(owner_col, kind="stable")  # each entry's texts side by side: one reduceat per chunk
     vectors, owner_col = np.ascontiguousarray(vectors[order], dtype=np.float32), owner_col[order]
+    eligible = np.ones(len(owner_col), dtype=bool) if unseen is None else np.asarray(unseen, dtype=bool)[order]
     starts = np.flatnonzero(np.r_[True, owner_col[1:] != owner_col[:-1]]) if len(owner_col) else np.zeros(0, dtype=np.int64)
     groups = [np.arange(a, b) for a, b in zip(starts, [*starts[1:], len(owner_col)])]
     rng = np.random.default_rng(seed)
-    multi = np.array([i for i, o in enumerate(owner_col) if len(groups[o]) >= 2], dtype=np.int64)
+    multi = np.array([i for i, o in enumerate(owner_col) if len(groups[o]) >= 2 and eligible[i]], dtype=np.int64)
     held = rng.choice(multi, size=min(sample, len(multi)), replace=False) if len(multi) else multi
     firsts = np.array([g[0] for g in groups if len(g)], dtype=np.int64)
     siblings = rng.choice(firsts, size=min(sample, len(firsts)), replace=False) if len(ids) >= 2 else firsts[:0]

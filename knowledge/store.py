@@ -59,6 +59,26 @@ kb_calibration = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
 )
 
+# The knowledge base's own encoders (knowledge/adaptation.py): one row per trained adaptation,
+# its metadata as JSON and its adapted layers (float16 .npz, ~21 MB); every process loads the newest.
+kb_adaptations = sa.Table(
+    "kb_adaptations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("revision", sa.Integer, nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("meta", sa.Text, nullable=False),
+    sa.Column("weights", sa.LargeBinary, nullable=False),
+)
+
+# Which revision a process has started adapting: the primary key lets one web instance of several train it.
+kb_adaptation_claims = sa.Table(
+    "kb_adaptation_claims",
+    metadata,
+    sa.Column("revision", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("claimed_at", sa.Float, nullable=False),
+)
+
 
 class StoreError(Exception):
     """A change that cannot be made; the message says why, in words an editor understands."""
@@ -346,3 +366,44 @@ class FaqStore:
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
         return (int(row[0]), str(row[1])) if row else None
+
+    # -- the knowledge base's own encoder ----------------------------------------------------
+    def claim_adaptation(self, revision: int) -> bool:
+        """True for the one caller that may train `revision` (False: already claimed)."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(kb_adaptation_claims.insert().values(revision=revision, claimed_at=time.time()))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def last_adaptation_claim(self) -> tuple[int, float] | None:
+        """(revision, when) of the newest claim: a web instance does not start another one too soon."""
+        query = sa.select(kb_adaptation_claims.c.revision, kb_adaptation_claims.c.claimed_at).order_by(
+            kb_adaptation_claims.c.revision.desc()).limit(1)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (int(row[0]), float(row[1])) if row else None
+
+    def save_adaptation(self, revision: int, meta: str, weights: bytes) -> int:
+        """Store an adaptation; only it and the one before stay (a process may still be loading that)."""
+        with self._engine.begin() as conn:
+            previous = conn.execute(sa.select(sa.func.max(kb_adaptations.c.id))).scalar()
+            result = conn.execute(kb_adaptations.insert().values(revision=revision, created_at=time.time(), meta=meta, weights=weights))
+            if previous is not None:
+                conn.execute(kb_adaptations.delete().where(kb_adaptations.c.id < int(previous)))
+            return int(result.inserted_primary_key[0])
+
+    def latest_adaptation(self) -> tuple[int, str] | None:
+        """(id, meta) of the newest adaptation, without its weights (a cheap query, polled)."""
+        query = sa.select(kb_adaptations.c.id, kb_adaptations.c.meta).order_by(kb_adaptations.c.id.desc()).limit(1)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def adaptation_weights(self, adaptation_id: int) -> bytes:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(kb_adaptations.c.weights).where(kb_adaptations.c.id == adaptation_id)).first()
+        if row is None:
+            raise NotFound(f"no adaptation {adaptation_id}")
+        return bytes(row[0])

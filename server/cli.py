@@ -47,11 +47,11 @@ def _progress_bar(label: str):  # type: ignore[no-untyped-def]
 
 
 def knowledge_base(settings: Settings):  # type: ignore[no-untyped-def]
-    from knowledge.base import KnowledgeBase
+    from knowledge.base import AdaptPolicy, KnowledgeBase
     from knowledge.store import FaqStore
 
     return KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, language=settings.knowledge_language,
-                         head=settings.faq_head, index_kind=settings.index_kind)
+                         head=settings.faq_head, index_kind=settings.index_kind, adapt=AdaptPolicy.from_settings(settings, train=False))
 
 
 def cmd_seed(settings: Settings) -> int:

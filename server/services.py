@@ -40,7 +40,7 @@ from handoff.dispatch import Dispatcher
 from handoff.notes import CannedResponses, NoteStore
 from handoff.queue import CaseQueue
 from handoff.services import ConsoleServices, WaitingRoom
-from knowledge.base import KnowledgeBase
+from knowledge.base import AdaptPolicy, KnowledgeBase
 from knowledge.store import FaqStore
 from mail.outbox import Outbox
 from privacy.data_rights import DataRights
@@ -116,6 +116,7 @@ class Services:
         await self.bus.stop()
         await self.limiter.close()
         await self.rasa.close()
+        self.knowledge.close_adaptation()
         await self.engine.dispose()
 
 
@@ -139,7 +140,7 @@ async def build(settings: Settings) -> Services:
     # The web process searches too (agents' suggestions, editors' previews) and self-calibrates
     # after imports/publishes in its watcher's thread (knowledge/selfcalibration.py).
     knowledge = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, auto_calibrate=True, language=settings.knowledge_language,
-                              head=settings.faq_head, index_kind=settings.index_kind)
+                              head=settings.faq_head, index_kind=settings.index_kind, adapt=AdaptPolicy.from_settings(settings, train=True))
 
     def open_and_watch() -> None:
         knowledge.open()

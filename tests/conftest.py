@@ -119,7 +119,9 @@ def two_web_processes(settings: Settings) -> Iterator[tuple[Stack, Stack]]:
 
 def stack_settings(tmp: Path, **overrides: Any) -> Settings:
     ports = {"web_port": free_port(), "rasa_port": free_port(), "action_port": free_port()}
-    return load_settings(**{"var_dir": tmp, **ports, "secret_key": "test-secret", **overrides})
+    # The knowledge base's own encoder (knowledge/adaptation.py) is off unless a test asks for it: a
+    # training child starting mid-suite would swap every stack's encoder under the other tests.
+    return load_settings(**{"var_dir": tmp, **ports, "secret_key": "test-secret", "faq_adaptation": False, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -241,6 +241,10 @@ function renderCalibration(data) {
   if (data.pending) text += " Recalculating after the latest change…";
   if (data.head) text += ` Ranking also learns from the entries' paraphrases (trained on revision ${data.head.revision} in ${data.head.seconds}s).`;
   else if (data.head_pending) text += " Learning from the entries' paraphrases…";
+  const a = data.adaptation;
+  if (a && a.state === "in force") text += ` Search uses an ${a.summary}.`;
+  else if (a && a.state === "training") text += " Adapting the search model to the entries' paraphrases in the background (a few minutes; answers go on meanwhile)…";
+  else if (a && a.state === "loading") text += " Switching to the search model adapted to the entries' paraphrases…";
   $("calibration").textContent = text;
 }
 

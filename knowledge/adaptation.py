@@ -1,0 +1,256 @@
+"""The knowledge base's own encoder: MiniLM fine-tuned on its paraphrases, in the background (issue 10).
+
+Why: the shipped MiniLM was trained on the web's sentence pairs, not on what sets one business's
+entries apart. Its paraphrases are labelled examples of exactly that. Fine-tuning the six encoder
+layers on them (supervised contrastive loss: texts of one entry together, of others apart; the
+word embeddings stay frozen) tightens each entry's wordings and pushes off-topic text away.
+Measured (docs/evaluation.md, "The knowledge base's own encoder"; benchmarks/adaptation_options.py).
+
+How it runs, never blocking a live edit:
+* The web process (the one that self-calibrates) starts `python -m knowledge.adaptation` as a child
+  process when the knowledge base changed and has been quiet for `adapt_delay_s`, at most once per
+  `adapt_interval_s`: torch lives only in that short-lived process. The child claims the revision
+  in the store (several web instances: one trains), trains on the published texts of that revision
+  minus a held-out slice (`HOLDOUT`), and stores the adapted layers (float16) with the keys of the
+  texts it trained on (table kb_adaptations), then exits.
+* Every answering process sees the new row (one cheap query), loads it (`AdaptedMiniLM`: the
+  shipped weights, memory-mapped, with the adapted layers over them), re-embeds the knowledge base
+  into a new index in a background thread and swaps encoder and index at once; edits made
+  meanwhile are applied to the new index before the swap. Until then it answers as before.
+* The self-calibration then holds out only the texts the encoder did not train on: a paraphrase
+  it learned scores near 1 with its own entry, and thresholds from those would be too strict.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from knowledge.minilm_numpy import NAME as MINILM, NumpyMiniLM
+
+log = logging.getLogger(__name__)
+
+HOLDOUT = 0.15  # share of each entry's paraphrases (entries with >= 3 texts) kept out of training, for calibration
+HELD_OUT_MIN = 20  # ... and at least this many in all where the entries allow (what self-calibration needs)
+ENTRIES_PER_BATCH = 16
+TEXTS_PER_ENTRY = 4
+TEMPERATURE = 0.05
+LEARNING_RATE = 3e-5
+MAX_SEQ_LENGTH = 64  # customers' questions and paraphrases are short; longer texts are truncated for training only
+MIN_TEXTS = 20  # paraphrases beyond one per entry needed to learn anything (as the head's rule)
+MAX_TEXTS = 20_000
+
+
+def text_key(faq_id: str, text: str) -> str:
+    """A stable key of one entry text: which texts an adapted encoder was trained on."""
+    return hashlib.sha1(f"{faq_id}\x00{text}".encode("utf-8")).hexdigest()[:16]
+
+
+def worth_training(groups: Sequence[tuple[str, Sequence[str]]]) -> bool:
+    """Enough paraphrases to learn from, and small enough to train in minutes."""
+    texts = sum(len(t) for _, t in groups)
+    return len(groups) >= 2 and texts - len(groups) >= MIN_TEXTS and texts <= MAX_TEXTS
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """One adapted encoder as stored (without its weights)."""
+
+    id: int
+    revision: int  # the knowledge base revision it was trained on
+    base: str  # the encoder it adapts (MiniLM)
+    created_at: float
+    seconds: float
+    steps: int
+    texts: int  # texts trained on
+    held_out: int  # texts kept out for calibration
+    trained: frozenset[str] = field(default_factory=frozenset, repr=False)  # text_key()s trained on
+
+    @property
+    def name(self) -> str:
+        """The encoder's name: index files, calibrations and heads record it (knowledge/models.py)."""
+        return f"{self.base}+kb{self.id}"
+
+    def meta_json(self) -> str:
+        data = asdict(self)
+        data["trained"] = sorted(self.trained)
+        return json.dumps(data)
+
+    @classmethod
+    def from_meta(cls, row_id: int, text: str) -> "Adaptation":
+        data = json.loads(text)
+        data["id"] = row_id
+        data["trained"] = frozenset(data.get("trained", ()))
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def summary(self) -> str:
+        return (f"encoder adapted to this knowledge base (revision {self.revision}: {self.texts} texts, "
+                f"{self.steps} steps, {self.seconds:.0f} s)")
+
+
+def pack(weights: dict[str, np.ndarray]) -> bytes:
+    """The adapted tensors as one float16 .npz (6 layers of MiniLM: ~21 MB)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v, dtype=np.float16) for k, v in weights.items()})
+    return buffer.getvalue()
+
+
+def unpack(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {k: np.ascontiguousarray(data[k], dtype=np.float32) for k in data.files}
+
+
+class AdaptedMiniLM(NumpyMiniLM):
+    """The numpy MiniLM (same tokenizer, same forward pass) with the adapted layers over its weights."""
+
+    def __init__(self, adaptation: Adaptation, weights: dict[str, np.ndarray], path: Path | None = None) -> None:
+        super().__init__(path)
+        self.adaptation = adaptation
+        self.name = adaptation.name
+        self._overrides = weights
+
+    def _load(self):  # type: ignore[no-untyped-def]
+        weights, tokenizer = super()._load()
+        if self._overrides:
+            with self._lock:
+                if self._overrides:
+                    merged = dict(weights)
+                    unknown = set(self._overrides) - set(merged)
+                    if unknown:
+                        raise ValueError(f"adapted weights name tensors MiniLM does not have: {sorted(unknown)[:3]}")
+                    merged.update(self._overrides)
+                    self._weights, self._overrides = merged, {}
+        return self._weights, tokenizer
+
+
+# -- training (the child process; torch is imported only here) ---------------------------------
+def split(groups: Sequence[tuple[str, Sequence[str]]], holdout: float = HOLDOUT, seed: int = 0) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(trained, held out) (faq_id, text) pairs. `holdout` of each entry's paraphrases (entries with
+    >= 3 texts; never the question, always 2 texts left to learn from) are kept out, and more in a
+    small knowledge base, so the calibration has at least HELD_OUT_MIN wordings the encoder never saw."""
+    rng = random.Random(seed)
+    rows = [(faq_id, list(dict.fromkeys(texts))) for faq_id, texts in groups]
+    eligible = sum(1 for _, texts in rows if len(texts) >= 3)
+    floor = -(-HELD_OUT_MIN // eligible) if eligible else 0
+    train: list[tuple[str, str]] = []
+    held: list[tuple[str, str]] = []
+    for faq_id, texts in rows:
+        count = min(len(texts) - 2, max(int(round(holdout * len(texts))), floor, 1)) if len(texts) >= 3 and holdout > 0 else 0
+        out = set(rng.sample(range(1, len(texts)), count)) if count > 0 else set()
+        for i, text in enumerate(texts):
+            (held if i in out else train).append((faq_id, text))
+    return train, held
+
+
+def train(pairs: Sequence[tuple[str, str]], steps: int, seed: int = 0, threads: int = 1,
+          progress=None) -> tuple[dict[str, np.ndarray], list[float]]:  # type: ignore[no-untyped-def]
+    """Fine-tune MiniLM's encoder layers on (faq_id, text) pairs; returns the new layer tensors and
+    the loss per step. Batches hold ENTRIES_PER_BATCH entries x TEXTS_PER_ENTRY of their texts."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from knowledge.embedder import model_path
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(max(1, threads))
+    model = SentenceTransformer(str(model_path()), device="cpu")
+    model.max_seq_length = MAX_SEQ_LENGTH
+    bert = model[0].auto_model
+    for p in bert.embeddings.parameters():
+        p.requires_grad_(False)
+    by_entry: dict[str, list[str]] = {}
+    for faq_id, text in pairs:
+        by_entry.setdefault(faq_id, []).append(text)
+    multi = [e for e, texts in by_entry.items() if len(texts) >= 2]
+    if len(multi) < 2:
+        raise ValueError("need at least two entries with two texts each")
+    rng = random.Random(seed)
+    params = [p for p in bert.encoder.parameters()]
+    opt = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / steps))
+    model.train()
+    losses: list[float] = []
+    for step in range(steps):
+        labels: list[int] = []
+        batch: list[str] = []
+        for j, entry in enumerate(rng.sample(multi, min(ENTRIES_PER_BATCH, len(multi)))):
+            chosen = rng.sample(by_entry[entry], min(TEXTS_PER_ENTRY, len(by_entry[entry])))
+            batch += chosen
+            labels += [j] * len(chosen)
+        z = torch.nn.functional.normalize(model(model.tokenize(batch))["sentence_embedding"], dim=1)
+        n = len(batch)
+        eye = torch.eye(n, dtype=torch.bool)
+        lab = torch.tensor(labels)
+        positive = (lab[:, None] == lab[None, :]) & ~eye
+        logits = (z @ z.T / TEMPERATURE).masked_fill(eye, -1e9)
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        loss = (-(log_prob * positive).sum(1) / positive.sum(1).clamp(min=1))[positive.sum(1) > 0].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.item()))
+        if progress is not None:
+            progress(step + 1, steps, losses[-1])
+    state = {f"encoder.{k}": v.detach().cpu().numpy() for k, v in bert.encoder.state_dict().items()}
+    return state, losses
+
+
+def run_job(store, revision: int, steps: int, threads: int = 1) -> Adaptation | None:  # type: ignore[no-untyped-def]
+    """Train for `revision` of the store's published entries and save the result (the child's work).
+    None: another process claimed the revision, or the knowledge base is not worth adapting."""
+    if not store.claim_adaptation(revision):
+        log.info("revision %d is already being adapted elsewhere", revision)
+        return None
+    live = [f for f in store.iter_all() if f.status == "published" and not f.deleted]
+    groups = [(f.id, f.texts()) for f in live]
+    if not worth_training(groups):
+        log.info("revision %d: too few paraphrases (or too many texts) to adapt the encoder", revision)
+        return None
+    trained, held = split(groups)
+    started = time.monotonic()
+    last = [0.0]
+
+    def progress(done: int, total: int, loss: float) -> None:
+        if time.monotonic() - last[0] >= 10 or done == total:
+            last[0] = time.monotonic()
+            print(f"adaptation of revision {revision}: step {done}/{total}, loss {loss:.3f}", file=sys.stderr, flush=True)
+
+    weights, losses = train(trained, steps, threads=threads, progress=progress)
+    adaptation = Adaptation(0, revision, MINILM, time.time(), round(time.monotonic() - started, 1), steps,
+                            len(trained), len(held), frozenset(text_key(f, t) for f, t in trained))
+    row_id = store.save_adaptation(revision, adaptation.meta_json(), pack(weights))
+    log.info("adaptation %d of revision %d stored: %d texts, loss %.3f -> %.3f, %.0f s", row_id, revision,
+             len(trained), float(np.mean(losses[:10])), float(np.mean(losses[-10:])), adaptation.seconds)
+    return Adaptation.from_meta(row_id, adaptation.meta_json())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Adapt MiniLM to the knowledge base's paraphrases (a child of the web process).")
+    parser.add_argument("--revision", type=int, required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from core.db import sync_engine
+    from core.settings import load_settings
+    from knowledge.store import FaqStore
+
+    store = FaqStore(sync_engine(load_settings()))
+    run_job(store, args.revision, args.steps, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""The knowledge base's own encoder (knowledge/adaptation.py, issue 10): MiniLM fine-tuned on the
+knowledge base's paraphrases in a child process, stored, hot-swapped into every answering process,
+and calibrated only on the wordings it did not learn.
+
+Real torch training, real MiniLM, a real SQLite store; the end-to-end test goes through the
+editor's import and the REST channel of the real stack. The clinic FAQ was written for this test.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from core.db import metadata
+from knowledge import adaptation
+from knowledge.adaptation import Adaptation, AdaptedMiniLM, pack, split, text_key, unpack, worth_training
+from knowledge.base import AdaptPolicy, KnowledgeBase
+from knowledge.minilm_numpy import NumpyMiniLM
+from knowledge.store import FaqStore
+from tests.conftest import Stack, stack_settings
+from tests.test_editor_api import editor_login
+
+CLINIC = [
+    {"id": "clinic-book", "category": "appointments", "question": "How do I book an appointment with a doctor?",
+     "answer": "Book online at clinic.example/book or call 020 555 0100 between 8:00 and 18:00.",
+     "paraphrases": ["can I make an appointment to see a GP", "I need to see a doctor, how do I get a slot",
+                     "where do I schedule a consultation", "booking a visit with my physician", "get an appointment online"]},
+    {"id": "clinic-cancel", "category": "appointments", "question": "How can I cancel or move my appointment?",
+     "answer": "Use the link in your confirmation e-mail, or call us at least 24 hours before.",
+     "paraphrases": ["I can't make it to my appointment", "reschedule my visit to another day",
+                     "change the time of my consultation", "call off my booking with the doctor", "move my slot to next week"]},
+    {"id": "clinic-prescription", "category": "prescriptions", "question": "How do I get a repeat prescription?",
+     "answer": "Request repeats in the patient app; they are ready at your pharmacy within two working days.",
+     "paraphrases": ["I am running out of my medication", "renew my prescription", "order more of my pills",
+                     "refill for my regular medicine", "my repeat medication request"]},
+    {"id": "clinic-results", "category": "tests", "question": "When will my blood test results be ready?",
+     "answer": "Most results arrive within 5 working days; you will get a message in the patient app.",
+     "paraphrases": ["have my lab results come back", "how long until I hear about my blood work",
+                     "where can I see my test results", "results of my blood sample", "are my lab tests back yet"]},
+    {"id": "clinic-hours", "category": "practice", "question": "What are the clinic's opening hours?",
+     "answer": "Monday to Friday 8:00-18:30, Saturday mornings 9:00-12:00 for booked appointments.",
+     "paraphrases": ["when are you open", "is the practice open on saturday", "what time does the surgery close",
+                     "opening times of the clinic", "are you open in the evening"]},
+    {"id": "clinic-register", "category": "practice", "question": "How do I register as a new patient?",
+     "answer": "Fill in the registration form at clinic.example/register and bring photo ID to your first visit.",
+     "paraphrases": ["can I join your practice", "sign up as a patient", "I just moved here and need a new GP",
+                     "registering with the clinic", "become a patient at your surgery"]},
+    {"id": "clinic-vaccines", "category": "tests", "question": "Do you offer travel vaccinations?",
+     "answer": "Yes: book a travel clinic appointment at least six weeks before you leave.",
+     "paraphrases": ["I need jabs before my trip abroad", "vaccines for travelling", "immunisation before going on holiday",
+                     "do I need shots for my journey", "travel vaccine appointment"]},
+    {"id": "clinic-sicknote", "category": "practice", "question": "How can I get a sick note for work?",
+     "answer": "For absences over 7 days ask your doctor for a fit note during your appointment or in the app.",
+     "paraphrases": ["my employer wants a doctor's note", "certificate that I was ill", "fit note for my job",
+                     "I need proof of sickness for work", "medical certificate for being off sick"]},
+]
+ASKED = {
+    "id like to see a doctor next tuesday, how do i arrange that": "clinic-book",
+    "something came up and I can't come to my appointment on friday": "clinic-cancel",
+    "i've almost finished my inhaler, can i get another one prescribed": "clinic-prescription",
+    "any news on the blood tests i did last week": "clinic-results",
+    "are you open on saturday afternoon": "clinic-hours",
+    "we moved to the area, can my family sign up with you": "clinic-register",
+    "going to kenya in march, which vaccines do i need": "clinic-vaccines",
+    "work needs a note from the doctor because i was ill for ten days": "clinic-sicknote",
+}
+OFF_TOPIC = ["who painted the mona lisa", "what is the capital of australia", "how do I bake sourdough bread",
+             "which team won the world cup in 2014"]
+
+
+def _store(tmp_path: Path, entries: list[dict]) -> FaqStore:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'kb.db'}", future=True)
+    metadata.create_all(engine, tables=[metadata.tables[t] for t in
+                                        ("faqs", "faq_versions", "kb_calibration", "kb_adaptations", "kb_adaptation_claims")])
+    store = FaqStore(engine)
+    store.upsert_many(entries, author="seed")
+    return store
+
+
+def _groups(entries: list[dict]) -> list[tuple[str, list[str]]]:
+    return [(e["id"], [e["question"], *e["paraphrases"]]) for e in entries]
+
+
+def test_split_holds_out_paraphrases_never_questions_and_enough_to_calibrate() -> None:
+    groups = _groups(CLINIC) + [("two-texts", ["a question", "its one paraphrase"])]
+    trained, held = split(groups)
+    assert split(groups) == (trained, held)  # seeded
+    assert len(held) >= adaptation.HELD_OUT_MIN - len(CLINIC)  # enough for the calibration's 20
+    questions = {e["question"] for e in CLINIC}
+    assert not questions & {t for _, t in held}
+    assert ("two-texts", "its one paraphrase") in trained  # an entry with two texts keeps both
+    for faq_id, texts in groups:  # every entry keeps at least two texts to learn from
+        assert sum(1 for f, _ in trained if f == faq_id) >= 2
+    assert sorted(trained + held) == sorted((f, t) for f, texts in groups for t in texts)
+    assert worth_training(groups) and not worth_training([(f"e{i}", ["only one text"]) for i in range(40)])
+
+
+def test_adapted_weights_round_trip_through_the_store_format() -> None:
+    base = NumpyMiniLM()
+    weights, _ = base._load()  # noqa: SLF001 - the shipped tensors as the "adapted" ones
+    layers = {k: np.asarray(v) for k, v in weights.items() if k.startswith("encoder.")}
+    found = Adaptation(1, 1, "all-MiniLM-L6-v2", 0.0, 0.0, 0, 0, 0)
+    same = AdaptedMiniLM(found, unpack(pack(layers)))
+    texts = ["where is my parcel", "how do I reset my password"]
+    assert np.abs(same.encode(texts) - base.encode(texts)).max() < 2e-3  # float16 storage, same model
+    with pytest.raises(ValueError):
+        AdaptedMiniLM(found, {"encoder.layer.9.nope": np.zeros(3, dtype=np.float32)}).encode(texts)
+
+
+def test_training_pulls_each_entrys_unseen_wordings_towards_it() -> None:
+    """On paraphrases it never saw, the adapted encoder puts the right entry further ahead."""
+    trained, held = split(_groups(CLINIC))
+    weights, losses = adaptation.train(trained, steps=40, threads=2)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    found = Adaptation(1, 1, "all-MiniLM-L6-v2", 0.0, 0.0, 40, len(trained), len(held))
+
+    def margin(encoder: NumpyMiniLM) -> float:
+        x = encoder.encode([t for _, t in trained])
+        q = encoder.encode([t for _, t in held])
+        owners = np.array([f for f, _ in trained])
+        sims = q @ x.T
+        gaps = []
+        for row, (faq_id, _) in enumerate(held):
+            own, other = sims[row, owners == faq_id].max(), sims[row, owners != faq_id].max()
+            gaps.append(own - other)
+        return float(np.mean(gaps))
+
+    before, after = margin(NumpyMiniLM()), margin(AdaptedMiniLM(found, weights))
+    assert after > before + 0.02, (before, after)  # measured 0.19 -> 0.24 after 40 steps
+
+
+def test_a_knowledge_base_swaps_in_its_encoder_and_calibrates_on_what_it_did_not_learn(tmp_path: Path) -> None:
+    store = _store(tmp_path, CLINIC)
+    kb = KnowledgeBase(store, tmp_path / "index", refresh_interval=0.0, language="en", adapt=AdaptPolicy(use=True, poll_s=0))
+    kb.open()
+    assert kb.adaptation() is None and kb.adaptation_state()["state"] == "waiting"
+    found = adaptation.run_job(store, store.revision(), steps=10, threads=2)
+    assert found is not None and found.name == f"all-MiniLM-L6-v2+kb{found.id}"
+    assert adaptation.run_job(store, store.revision(), steps=10) is None  # claimed once only
+    kb.adapt_if_due()
+    assert kb._adapt_loading is not None  # noqa: SLF001
+    kb._adapt_loading.join(60)  # noqa: SLF001
+    assert kb.adaptation() == found and kb.encoder_name == found.name and kb.index.encoder == found.name
+    assert kb.adaptation_state()["state"] == "in force"
+    assert kb.search(CLINIC[3]["question"])[0].faq_id == CLINIC[3]["id"]
+
+    # An edit after the training is live at once, embedded by the adapted encoder.
+    store.upsert_many([{**CLINIC[0], "paraphrases": [*CLINIC[0]["paraphrases"], "see a nurse about my ankle"]}], author="editor")
+    kb.refresh(force=True)
+    assert kb.search("see a nurse about my ankle")[0].faq_id == CLINIC[0]["id"]
+
+    cal = kb.calibrate_now()
+    unseen = sum(1 for f in store.iter_all() for t in f.texts() if text_key(f.id, t) not in found.trained)
+    assert unseen == found.held_out + 1  # the new wording was never trained on either
+    assert cal.encoder == found.name and cal.usable and cal.heldout <= unseen
+
+    reopened = KnowledgeBase(store, tmp_path / "index", refresh_interval=0.0, language="en", adapt=AdaptPolicy(use=True))
+    reopened.open()  # the saved index is the adapted one: no re-embedding, the same encoder at once
+    assert reopened.encoder_name == found.name and reopened.calibration() is not None
+    plain = KnowledgeBase(store, tmp_path / "index", refresh_interval=0.0, language="en")
+    plain.open()  # adaptation off in this process: the shipped encoder, index rebuilt for it
+    assert plain.encoder_name == "all-MiniLM-L6-v2" and plain.index.encoder == "all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def adapting_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    import httpx
+
+    from server.cli import prepare
+    from server.processes import Supervisor
+
+    var = tmp_path_factory.mktemp("tandem-adapt")
+    (var / "empty-faq.yml").write_text("faqs: []\n")  # the clinic's FAQ comes in through the editor's import
+    settings = stack_settings(var, faq_file=var / "empty-faq.yml", faq_adaptation=True, adapt_delay_s=1.0,
+                              adapt_interval_s=0.0, adapt_steps=40)
+    supervisor = Supervisor(settings, model=prepare(settings))
+    supervisor.start()
+    client = httpx.Client(base_url=settings.web_url, timeout=60)
+    try:
+        yield Stack(settings, supervisor, client)
+    finally:
+        client.close()
+        supervisor.stop()
+
+
+def test_a_clinic_imports_its_faq_and_is_answered_by_its_own_encoder(adapting_stack: Stack) -> None:
+    stack = adapting_stack
+    editor = editor_login(stack)
+    assert editor.post("/import?format=yaml&apply=1", yaml.safe_dump({"faqs": CLINIC})).status_code == 200
+    deadline = time.monotonic() + 420
+    while True:  # trained in the web process's child, swapped in, calibrated on the unseen wordings
+        state = editor.get("/calibration").json()
+        if state["adaptation"]["state"] == "in force" and not state["pending"] and state["calibration"]["usable"]:
+            break
+        assert time.monotonic() < deadline, f"the clinic's encoder never came into force: {state}"
+        time.sleep(2)
+    assert state["calibration"]["encoder"] == state["adaptation"]["encoder"] != "all-MiniLM-L6-v2"
+    time.sleep(3)  # the action server polls the store every 2 s and re-embeds 48 texts
+    wrong = {}
+    for text, faq_id in ASKED.items():
+        replies = stack.new_conversation().say(text)["replies"]
+        if not any(r.get("faq_id") == faq_id for r in replies):
+            wrong[text] = replies
+    assert len(wrong) <= 1, wrong
+    for text in OFF_TOPIC:
+        replies = stack.new_conversation().say(text)["replies"]
+        assert not any(r.get("faq_id") for r in replies), (text, replies)
+    assert "adaptation of revision" in (stack.settings.var_dir / "logs" / "adaptation.log").read_text()
