@@ -104,13 +104,15 @@ class Score:
 class Product:
     """The running stack and the doors a business and its customers use."""
 
-    def __init__(self, var_dir: Path, head: bool = True) -> None:
+    def __init__(self, var_dir: Path, head: bool = True, adapt: bool = True) -> None:
         from server.cli import prepare
         from server.processes import Supervisor
 
         self.settings = load_settings(var_dir=var_dir, web_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                                       secret_key="kb-eval", database_url="", rate_limits=False,
-                                      faq_head=head)  # one address asks thousands
+                                      faq_head=head,  # one address asks thousands
+                                      # the knowledge base's own encoder, trained as soon as the import is done
+                                      faq_adaptation=adapt, adapt_delay_s=5.0, adapt_interval_s=0.0, adapt_threads=2)
         print("preparing the stack (trains the Rasa model if config/data changed) ...", flush=True)
         model = prepare(self.settings)
         self.supervisor = Supervisor(self.settings, model=model)
@@ -139,7 +141,7 @@ class Product:
         if report.status_code != 200:
             raise SystemExit(f"import refused: {report.status_code} {report.text[:500]}")
         probes = kbset.entries[:: max(1, len(kbset.entries) // 5)][:5]
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 2400
         calibration: dict[str, Any] = {}
         live = False
         while time.monotonic() < deadline:
@@ -147,12 +149,17 @@ class Product:
             if not live:  # any of a few entries answered with itself (NLU may route one elsewhere)
                 live = any(self.ask(p.question).faq_id == p.id for p in probes)
             state = self.http.get("/api/editor/calibration", headers=self.editor).json()
-            if live and state["calibration"] and not state["pending"] and not state.get("head_pending"):
+            adapted = state.get("adaptation") or {}
+            waiting = adapted.get("state") in ("waiting", "training", "loading") or (
+                adapted.get("state") in ("in force", "shipped encoder kept") and (adapted.get("revision") or 0) < state["revision"])
+            if live and state["calibration"] and not state["pending"] and not state.get("head_pending") and not waiting:
                 calibration = state
-                time.sleep(2 * ((state.get("head") or {}).get("seconds") or 0) + 1)  # the action server fits the same head
+                # the action server re-embeds with the same encoder and fits the same head
+                time.sleep(2 * ((state.get("head") or {}).get("seconds") or 0) + (adapted.get("swap_seconds") or 0) + 3)
                 break
         print(f"  imported {report.json()['applied']} entries; live and calibrated after {time.monotonic() - started:.0f}s: "
-              f"{(calibration.get('calibration') or {}).get('summary', 'NOT calibrated')}", flush=True)
+              f"{(calibration.get('calibration') or {}).get('summary', 'NOT calibrated')}; "
+              f"{(calibration.get('adaptation') or {}).get('summary') or 'shipped encoder'}", flush=True)
         return calibration
 
     def ask(self, text: str) -> Outcome:
@@ -294,10 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine-only", action="store_true", help="no stack: the engine and BM25 only")
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--no-head", action="store_true", help="engine without the knowledge base's head (the product follows faq_head)")
+    parser.add_argument("--no-adaptation", action="store_true", help="the product without the knowledge base's own encoder")
     args = parser.parse_args(argv)
     started = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="tandem-kb-eval-")
-    product = None if args.engine_only else Product(Path(tmp.name), head=not args.no_head)
+    product = None if args.engine_only else Product(Path(tmp.name), head=not args.no_head, adapt=not args.no_adaptation)
     rows: list[list[str]] = []
     results: dict[str, Any] = {}
     curves: dict[str, Any] = {}
@@ -309,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(kbset.out_of_scope)} out-of-scope questions", flush=True)
             if product is not None:
                 state = product.replace_knowledge(kbset)
-                th = Thresholds(**{k: v for k, v in state["thresholds"].items()}) if state else self_calibrate_offline(kbset)
+                adapted = (state.get("adaptation") or {}).get("state") == "in force"
+                # The engine is the shipped MiniLM: an adapted encoder's thresholds are on its own scores.
+                th = Thresholds(**{k: v for k, v in state["thresholds"].items()}) if state and not adapted else self_calibrate_offline(kbset)
             else:
                 state, th = {}, self_calibrate_offline(kbset)
             engine, scores, ranked, labels = engine_outcomes(kbset, th, use_head=not args.no_head)
@@ -339,16 +349,19 @@ def main(argv: list[str] | None = None) -> int:
                 dump[kbset.name] = [{"text": q.text, "label": q.label, "engine": e.__dict__, "product": p.__dict__}
                                     for q, e, p in zip(kbset.questions, engine, p_outcomes)]
             results[kbset.name] = {"thresholds": th.to_dict(), "calibration": (state or {}).get("calibration"),
+                                   "adaptation": (state or {}).get("adaptation"),
                                    "engine": e_score.row(), "engine_top1": top1, "bm25_top1": bm,
                                    "product": p_score.row() if p_score else None, "product_actions": p_score.actions if p_score else None,
                                    "n_in": e_score.n_in, "n_out": e_score.n_out}
             grid, right, refused = curve(scores, labels)
             curves[kbset.name] = {"grid": grid, "right": right, "refused": refused, "threshold": th.faq_threshold,
                                   "product": p_score.row() if p_score else None}
-            for system, r in (("product (REST)", p_score.row() if p_score else None), ("engine alone", e_score.row())):
+            p_threshold = float(((state or {}).get("thresholds") or {}).get("faq_threshold", th.faq_threshold))
+            p_name = "product (REST" + (", its own encoder)" if (state or {}).get("adaptation", {}).get("state") == "in force" else ")")
+            for system, r, t in ((p_name, p_score.row() if p_score else None, p_threshold), ("engine alone", e_score.row(), th.faq_threshold)):
                 if r is None:
                     continue
-                rows.append([kbset.name, system, f"{th.faq_threshold:.2f}", f"{r['in_scope_right']:.3f}", f"{r['oos_refused']:.3f}",
+                rows.append([kbset.name, system, f"{t:.2f}", f"{r['in_scope_right']:.3f}", f"{r['oos_refused']:.3f}",
                              f"{r['precision']:.3f}", f"{r['answered_in']:.3f}", f"{r['clarify_rate']:.3f}"])
             rows.append([kbset.name, "engine top-1, cosine (no threshold)", "-", f"{top1:.3f}", "-", "-", "-", "-"])
             if not args.no_head:

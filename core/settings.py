@@ -241,6 +241,7 @@ class Settings:
     adapt_delay_s: float = 30.0
     adapt_interval_s: float = 600.0
     adapt_steps: int = 200
+    adapt_threads: int = 1  # the training child's torch threads: one core stays free for customers
     # FAISS index: auto (flat, then IVF from 20,000 vectors) | flat | hnsw (docs/knowledge.md, "Scale").
     index_kind: str = "auto"
     # Consecutive misses (low FAQ score or NLU fallback) before a person is brought in.

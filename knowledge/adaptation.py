@@ -11,8 +11,11 @@ How it runs, never blocking a live edit:
   process when the knowledge base changed and has been quiet for `adapt_delay_s`, at most once per
   `adapt_interval_s`: torch lives only in that short-lived process. The child claims the revision
   in the store (several web instances: one trains), trains on the published texts of that revision
-  minus a held-out slice (`HOLDOUT`), and stores the adapted layers (float16) with the keys of the
-  texts it trained on (table kb_adaptations), then exits.
+  minus a held-out slice (`HOLDOUT`), then scores the shipped and the adapted encoder on that
+  slice (`validate`: held-out paraphrases answered right at each one's self-calibrated threshold
+  plus left-out topics refused there). It stores the adapted layers (float16) with the keys of
+  the texts it trained on (table kb_adaptations) only when the adapted one wins; otherwise a row
+  that says the shipped encoder stays. Then it exits.
 * Every answering process sees the new row (one cheap query), loads it (`AdaptedMiniLM`: the
   shipped weights, memory-mapped, with the adapted layers over them), re-embeds the knowledge base
   into a new index in a background thread and swaps encoder and index at once; edits made
@@ -30,13 +33,14 @@ import logging
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from knowledge.minilm_numpy import NAME as MINILM, NumpyMiniLM
+from knowledge.selfcalibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,8 @@ class Adaptation:
     texts: int  # texts trained on
     held_out: int  # texts kept out for calibration
     trained: frozenset[str] = field(default_factory=frozenset, repr=False)  # text_key()s trained on
+    accepted: bool = True  # False: it did worse than the shipped encoder on the held-out texts (no weights stored)
+    validation: dict[str, float] = field(default_factory=dict)  # validation_score() of "shipped" and "adapted"
 
     @property
     def name(self) -> str:
@@ -94,8 +100,18 @@ class Adaptation:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def summary(self) -> str:
+        scores = f"{self.validation.get('adapted', 0):.2f} vs {self.validation.get('shipped', 0):.2f} for the shipped one"
+        if not self.accepted:
+            return (f"an encoder adapted to revision {self.revision} did worse on the entries' held-out paraphrases "
+                    f"({scores}), so the shipped encoder stays")
         return (f"encoder adapted to this knowledge base (revision {self.revision}: {self.texts} texts, "
-                f"{self.steps} steps, {self.seconds:.0f} s)")
+                f"{self.steps} steps, {self.seconds:.0f} s; held-out paraphrases and left-out topics {scores})")
+
+
+def validation_score(cal: "Calibration") -> float:
+    """How well an encoder serves the knowledge base, from its own texts only: held-out paraphrases
+    answered right at its self-calibrated threshold plus left-out entries' questions refused there."""
+    return float(cal.heldout_answered + cal.siblings_refused)
 
 
 def pack(weights: dict[str, np.ndarray]) -> bytes:
@@ -228,12 +244,34 @@ def run_job(store, revision: int, steps: int, threads: int = 1) -> Adaptation | 
             print(f"adaptation of revision {revision}: step {done}/{total}, loss {loss:.3f}", file=sys.stderr, flush=True)
 
     weights, losses = train(trained, steps, threads=threads, progress=progress)
-    adaptation = Adaptation(0, revision, MINILM, time.time(), round(time.monotonic() - started, 1), steps,
-                            len(trained), len(held), frozenset(text_key(f, t) for f, t in trained))
-    row_id = store.save_adaptation(revision, adaptation.meta_json(), pack(weights))
-    log.info("adaptation %d of revision %d stored: %d texts, loss %.3f -> %.3f, %.0f s", row_id, revision,
-             len(trained), float(np.mean(losses[:10])), float(np.mean(losses[-10:])), adaptation.seconds)
+    keys = frozenset(text_key(f, t) for f, t in trained)
+    candidate = Adaptation(0, revision, MINILM, time.time(), round(time.monotonic() - started, 1), steps, len(trained), len(held), keys)
+    scores = validate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads)
+    accepted = scores["adapted"] > scores["shipped"]
+    adaptation = replace(candidate, seconds=round(time.monotonic() - started, 1), accepted=accepted, validation=scores)
+    row_id = store.save_adaptation(revision, adaptation.meta_json(), pack(weights) if accepted else b"")
+    log.info("adaptation %d of revision %d stored (%s): %d texts, loss %.3f -> %.3f, validation %s, %.0f s", row_id, revision,
+             "accepted" if accepted else "rejected", len(trained), float(np.mean(losses[:10])), float(np.mean(losses[-10:])),
+             scores, adaptation.seconds)
     return Adaptation.from_meta(row_id, adaptation.meta_json())
+
+
+def validate(trained: Sequence[tuple[str, str]], held: Sequence[tuple[str, str]], adapted: NumpyMiniLM,
+             revision: int, threads: int = 1) -> dict[str, float]:
+    """validation_score() of the shipped and the adapted encoder, on the held-out texts only: the
+    adapted one is used only where it serves this knowledge base better (measured on BANKING77 it
+    did not: docs/evaluation.md)."""
+    from knowledge.selfcalibration import compute, offtopic_questions
+
+    pairs = [*trained, *held]
+    texts, owners = [t for _, t in pairs], [f for f, _ in pairs]
+    unseen = np.array([False] * len(trained) + [True] * len(held))
+    offtopic = offtopic_questions()
+    scores: dict[str, float] = {}
+    for label, encoder in (("shipped", NumpyMiniLM()), ("adapted", adapted)):
+        vectors = encoder.encode(texts, workers=max(1, threads))
+        scores[label] = round(validation_score(compute(vectors, owners, encoder.encode(offtopic), revision, unseen=unseen)), 4)
+    return scores
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,13 +47,14 @@ class AdaptPolicy:
     delay_s: float = 30.0  # quiet time after the last change before training
     interval_s: float = 600.0  # at most one training started per this many seconds
     steps: int = 200
+    threads: int = 1
     log_file: Path | None = None
     poll_s: float = 2.0  # how often the store is asked for a newer adaptation
 
     @classmethod
     def from_settings(cls, settings: Settings, train: bool) -> "AdaptPolicy":
         return cls(use=settings.faq_adaptation, train=train and settings.faq_adaptation, delay_s=settings.adapt_delay_s,
-                   interval_s=settings.adapt_interval_s, steps=settings.adapt_steps,
+                   interval_s=settings.adapt_interval_s, steps=settings.adapt_steps, threads=settings.adapt_threads,
                    log_file=settings.var_dir / "logs" / "adaptation.log")
 
 
@@ -131,9 +132,11 @@ class KnowledgeBase:
         # The knowledge base's own encoder (knowledge/adaptation.py).
         self.adapt = adapt or AdaptPolicy()
         self._adaptation: Adaptation | None = None  # in force
+        self._adaptation_seen: Adaptation | None = None  # the newest row acted on (accepted or not)
         self._adapt_polled = 0.0
         self._adapt_loading: threading.Thread | None = None
         self._adapt_failed: set[int] = set()
+        self._adapt_swap_s = 0.0  # how long the last swap (re-embedding everything) took
         self._trainer: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -421,7 +424,7 @@ class KnowledgeBase:
 
     def adaptation_state(self) -> dict[str, object]:
         """What the editor is told: off, waiting, training, loading, in force (and of which revision)."""
-        current = self._adaptation
+        current, seen = self._adaptation, self._adaptation_seen
         if not self.adapt.use or self._base_name != MINILM:
             state = "off"
         elif self._trainer is not None and self._trainer.poll() is None:
@@ -430,10 +433,12 @@ class KnowledgeBase:
             state = "loading"
         elif current is not None:
             state = "in force"
+        elif seen is not None and not seen.accepted:
+            state = "shipped encoder kept"
         else:
             state = "waiting" if worth_adapting(self._groups()) else "not enough paraphrases"
-        return {"state": state, "encoder": self.encoder_name, "revision": current.revision if current else None,
-                "summary": current.summary() if current else ""}
+        return {"state": state, "encoder": self.encoder_name, "revision": seen.revision if seen else None,
+                "summary": seen.summary() if seen else "", "swap_seconds": round(self._adapt_swap_s, 1)}
 
     def _groups(self) -> list[tuple[str, list[str]]]:
         return [(f.id, f.texts()) for f in list(self._entries.values())]
@@ -458,6 +463,9 @@ class KnowledgeBase:
         found = self._latest_adaptation()
         if found is None or found.base != MINILM:
             return
+        self._adaptation_seen = found
+        if not found.accepted:
+            return
         try:
             self.embedder, self.encoder_name, self._adaptation = self._adapted_encoder(found), found.name, found
         except Exception as exc:  # noqa: BLE001 - the shipped encoder still answers
@@ -465,22 +473,29 @@ class KnowledgeBase:
             self._adapt_failed.add(found.id)
 
     def adapt_now(self, found: Adaptation) -> None:
-        """Re-embed the knowledge base with an adaptation and swap encoder and index at once."""
-        embedder = self._adapted_encoder(found)
+        """Re-embed the knowledge base with an adaptation (or, when it was rejected, with the shipped
+        encoder, if another adaptation was in force) and swap encoder and index at once."""
+        embedder: Encoder = self._adapted_encoder(found) if found.accepted else encoder(MINILM)
+        name = found.name if found.accepted else MINILM
+        if name == self.encoder_name:
+            self._adaptation_seen = found
+            return
         with self._lock:
             live, revision, base = list(self._entries.values()), self.index.revision, self._base_name
         started = time.monotonic()
-        index = self._build(embedder, found.name, live, revision)  # minutes at most; search goes on meanwhile
+        index = self._build(embedder, name, live, revision)  # minutes at most; search goes on meanwhile
         with self._lock:
             if self._base_name != base:  # the knowledge base changed encoder meanwhile: this one is stale
                 return
-            self.embedder, self.encoder_name, self.index, self._adaptation = embedder, found.name, index, found
+            self.embedder, self.encoder_name, self.index = embedder, name, index
+            self._adaptation, self._adaptation_seen = (found if found.accepted else None), found
             self._offtopic, self._calibration, self._head, self._head_tried = None, None, None, -1
             self.apply(self.store.changed_since(revision))  # edits made while embedding, on the new encoder
             self._dirty, self._last_change = True, time.monotonic()
         self.save_if_due(0.0)
+        self._adapt_swap_s = time.monotonic() - started
         log.info("adaptation %d (revision %d) in force: %d entries re-embedded in %.1fs",
-                 found.id, found.revision, len(live), time.monotonic() - started)
+                 found.id, found.revision, len(live), self._adapt_swap_s)
 
     def adapt_if_due(self) -> None:
         """Start the training child when due (the training process only), and swap in a newer adaptation."""
@@ -495,7 +510,7 @@ class KnowledgeBase:
         found = self._latest_adaptation()
         if found is None or found.base != MINILM or found.id in self._adapt_failed:
             return
-        if self._adaptation is not None and found.id <= self._adaptation.id:
+        if self._adaptation_seen is not None and found.id <= self._adaptation_seen.id:
             return
 
         def run() -> None:
@@ -518,7 +533,7 @@ class KnowledgeBase:
         revision = self.index.revision
         if revision == 0 or now - self._last_change < self.adapt.delay_s:
             return
-        if self._adaptation is not None and self._adaptation.revision >= revision:
+        if self._adaptation_seen is not None and self._adaptation_seen.revision >= revision:
             return
         claim = self.store.last_adaptation_claim()
         if claim is not None and (claim[0] >= revision or time.time() - claim[1] < self.adapt.interval_s):
@@ -528,7 +543,8 @@ class KnowledgeBase:
         out = open(self.adapt.log_file, "ab") if self.adapt.log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
         try:
             self._trainer = subprocess.Popen(
-                [sys.executable, "-m", "knowledge.adaptation", "--revision", str(revision), "--steps", str(self.adapt.steps)],
+                [sys.executable, "-m", "knowledge.adaptation", "--revision", str(revision), "--steps", str(self.adapt.steps),
+                 "--threads", str(self.adapt.threads)],
                 cwd=str(ROOT), env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         finally:
             if out is not subprocess.DEVNULL:

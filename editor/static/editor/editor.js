@@ -245,6 +245,7 @@ function renderCalibration(data) {
   if (a && a.state === "in force") text += ` Search uses an ${a.summary}.`;
   else if (a && a.state === "training") text += " Adapting the search model to the entries' paraphrases in the background (a few minutes; answers go on meanwhile)…";
   else if (a && a.state === "loading") text += " Switching to the search model adapted to the entries' paraphrases…";
+  else if (a && a.state === "shipped encoder kept") text += ` Search model: ${a.summary}.`;
   $("calibration").textContent = text;
 }
 
