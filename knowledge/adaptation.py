@@ -35,12 +35,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from knowledge.minilm_numpy import NAME as MINILM, NumpyMiniLM
 from knowledge.selfcalibration import Calibration
+
+if TYPE_CHECKING:
+    from knowledge.store import FaqStore
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +172,7 @@ def split(groups: Sequence[tuple[str, Sequence[str]]], holdout: float = HOLDOUT,
 
 
 def train(pairs: Sequence[tuple[str, str]], steps: int, seed: int = 0, threads: int = 1,
-          progress=None) -> tuple[dict[str, np.ndarray], list[float]]:  # type: ignore[no-untyped-def]
+          progress: Callable[[int, int, float], None] | None = None) -> tuple[dict[str, np.ndarray], list[float]]:
     """Fine-tune MiniLM's encoder layers on (faq_id, text) pairs; returns the new layer tensors and
     the loss per step. Batches hold ENTRIES_PER_BATCH entries x TEXTS_PER_ENTRY of their texts."""
     import torch
@@ -223,7 +226,7 @@ def train(pairs: Sequence[tuple[str, str]], steps: int, seed: int = 0, threads: 
     return state, losses
 
 
-def run_job(store, revision: int, steps: int, threads: int = 1) -> Adaptation | None:  # type: ignore[no-untyped-def]
+def run_job(store: "FaqStore", revision: int, steps: int, threads: int = 1) -> Adaptation | None:
     """Train for `revision` of the store's published entries and save the result (the child's work).
     None: another process claimed the revision, or the knowledge base is not worth adapting."""
     if not store.claim_adaptation(revision):
