@@ -183,6 +183,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="tandem-console-bench-") as tmp:
         settings = load_settings(var_dir=Path(tmp), web_port=free_port(), rasa_port=free_port(), action_port=free_port(), secret_key="bench",
+                                 faq_adaptation=False,  # no training child mid-run
                                  rate_limits=False)  # many customers from 127.0.0.1 on purpose
         model = prepare(settings)
         supervisor = Supervisor(settings, model=model)

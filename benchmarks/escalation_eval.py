@@ -178,7 +178,7 @@ def open_kb(var_dir: Path) -> Any:
     from knowledge.base import KnowledgeBase, seed_if_empty
     from knowledge.store import FaqStore
 
-    settings = load_settings(var_dir=var_dir)
+    settings = load_settings(var_dir=var_dir, faq_adaptation=False)  # the shipped encoder, as calibrated
     create_schema(settings)
     kb = KnowledgeBase(FaqStore(sync_engine(settings)), settings.index_dir, language=settings.knowledge_language)
     seed_if_empty(kb.store, settings.faq_file)

@@ -32,7 +32,7 @@ CONCURRENCY = 20
 
 
 def start(tmp: Path, instances: int, redis_db: int) -> tuple[Supervisor, TandemClient]:
-    settings = load_settings(var_dir=tmp / f"var-{instances}", web_port=free_port(), rasa_port=free_ports(instances),
+    settings = load_settings(var_dir=tmp / f"var-{instances}", faq_adaptation=False, web_port=free_port(), rasa_port=free_ports(instances),
                              action_port=free_ports(instances), secret_key="bench-secret", rate_limits=False,
                              database_url=fresh_database(f"tandem_bench_instances_{instances}"),
                              redis_url=f"redis://127.0.0.1:6379/{redis_db}", rasa_instances=instances)

@@ -388,7 +388,8 @@ def stack_settings(tmp: Path, lang: str = "en") -> Settings:
     """Like tests/conftest.py: every port free, a throwaway var dir, a fixed secret. Throttling is
     off: every simulated customer comes from 127.0.0.1, which is a flood by design."""
     return load_settings(var_dir=tmp, web_port=free_port(), rasa_port=free_port(), action_port=free_port(),
-                         secret_key="bench-secret", database_url="", redis_url="", rate_limits=False, faq_file=FAQ_FILES[lang])
+                         secret_key="bench-secret", database_url="", redis_url="", rate_limits=False, faq_file=FAQ_FILES[lang],
+                         faq_adaptation=False)  # no training child mid-run; its per-message cost: docs/performance.md section 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

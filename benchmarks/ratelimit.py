@@ -56,7 +56,7 @@ async def measure(hits: int) -> list[list[str]]:
                     conn.execute(sa.text("DROP DATABASE IF EXISTS tandem_bench_ratelimit WITH (FORCE)"))
                     conn.execute(sa.text("CREATE DATABASE tandem_bench_ratelimit"))
                 admin.dispose()
-            settings = load_settings(var_dir=Path(tmp) / database, database_url=url, rate_messages_per_conversation=10**9,
+            settings = load_settings(var_dir=Path(tmp) / database, database_url=url, faq_adaptation=False, rate_messages_per_conversation=10**9,
                                      rate_messages_per_address=10**9)
             await asyncio.to_thread(create_schema, settings)
             engine = async_engine(settings)

@@ -240,6 +240,7 @@ def start_stack(var_dir: Path) -> Any:
     from core.settings import load_settings
 
     settings = load_settings(  # throttling off: 100 customers from one address is the point here
+        faq_adaptation=False,  # and no training child mid-run
         var_dir=var_dir, web_port=free_port(), rasa_port=free_port(), action_port=free_port(), secret_key=secrets.token_hex(16),
         rate_limits=False,
     )
