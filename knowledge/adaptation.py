@@ -56,6 +56,7 @@ LEARNING_RATE = 3e-5
 MAX_SEQ_LENGTH = 64  # customers' questions and paraphrases are short; longer texts are truncated for training only
 MIN_TEXTS = 20  # paraphrases beyond one per entry needed to learn anything (as the head's rule)
 MAX_TEXTS = 20_000
+MESSAGE_TEXTS = 4  # encodes of up to this many texts (a message, a preview) run on ONNX Runtime
 
 
 def text_key(faq_id: str, text: str) -> str:
@@ -130,13 +131,42 @@ def unpack(blob: bytes) -> dict[str, np.ndarray]:
 
 
 class AdaptedMiniLM(NumpyMiniLM):
-    """The numpy MiniLM (same tokenizer, same forward pass) with the adapted layers over its weights."""
+    """The numpy MiniLM (same tokenizer, same forward pass) with the adapted layers over its weights.
+
+    A customer's message (a few texts, one worker) goes through ONNX Runtime with the same layers
+    put over the exported graph's (knowledge/minilm_onnx.py): the same vectors within float
+    rounding at about half the CPU, for the action server, which embeds every message itself once
+    this encoder is in force. Index builds stay on numpy and every core."""
 
     def __init__(self, adaptation: Adaptation, weights: dict[str, np.ndarray], path: Path | None = None) -> None:
         super().__init__(path)
         self.adaptation = adaptation
         self.name = adaptation.name
         self._overrides = weights
+        self._layers = weights
+        self._onnx: object | None = None
+        self._onnx_tried = False
+
+    def _message_runtime(self) -> object | None:
+        with self._lock:
+            if not self._onnx_tried:
+                self._onnx_tried = True
+                from knowledge import minilm_onnx
+
+                if minilm_onnx.available():
+                    try:
+                        runtime = minilm_onnx.OnnxMiniLM(overrides=self._layers)
+                        runtime.encode(["warm up"])
+                        self._onnx = runtime
+                    except Exception as exc:  # noqa: BLE001 - numpy gives the same vectors
+                        log.warning("adapted encoder on ONNX Runtime unavailable (%s): messages use numpy", exc)
+        return self._onnx
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False, workers: int = 1) -> np.ndarray:
+        runtime = self._message_runtime() if 0 < len(texts) <= MESSAGE_TEXTS and workers <= 1 else None
+        if runtime is not None:
+            return runtime.encode(texts)  # type: ignore[attr-defined]
+        return super().encode(texts, batch_size, progress, workers)
 
     def _load(self):  # type: ignore[no-untyped-def]
         weights, tokenizer = super()._load()

@@ -55,7 +55,9 @@ class OnnxMiniLM:
 
     name = NAME
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, overrides: dict[str, np.ndarray] | None = None) -> None:
+        """`overrides`: tensors by their safetensors name (an adapted encoder's layers, knowledge/adaptation.py)
+        that replace the graph's own at session start; the graph file itself is never changed."""
         from knowledge.embedder import model_path
 
         self._graph = path or graph_path()
@@ -63,6 +65,8 @@ class OnnxMiniLM:
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
+        self._overrides = dict(overrides or {})
+        self._kept: list[Any] = []  # the override buffers: ONNX Runtime reads them, they must stay alive
 
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
@@ -77,6 +81,10 @@ class OnnxMiniLM:
                 options.intra_op_num_threads = 1  # a message is small; the process has other work
                 options.inter_op_num_threads = 1
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                for name, value in initializers(self._graph, self._overrides).items():
+                    kept = ort.OrtValue.ortvalue_from_numpy(value)
+                    self._kept.append((value, kept))
+                    options.add_initializer(name, kept)
                 self._session = ort.InferenceSession(str(self._graph), options, providers=["CPUExecutionProvider"])
                 self._tokenizer = tokenizer
         return self._session, self._tokenizer
@@ -95,6 +103,38 @@ class OnnxMiniLM:
             ids, mask = padded(encodings, chosen)
             out[chosen] = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return out
+
+
+def initializers(graph: Path, overrides: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The graph's initializer name and value for each override. The export names biases and norms
+    after the model (`model.<name>`) but stores each dense weight transposed under a generated name
+    (`onnx::MatMul_N`); those are found by value, against the shipped weights."""
+    if not overrides:
+        return {}
+    import onnx
+    from onnx import numpy_helper
+
+    from knowledge.embedder import model_path
+    from knowledge.minilm_numpy import _safetensors
+
+    shipped = _safetensors(model_path() / "model.safetensors")
+    stored = {i.name: i for i in onnx.load(str(graph)).graph.initializer}
+    out: dict[str, np.ndarray] = {}
+    by_shape: dict[tuple[int, ...], list[str]] = {}
+    for name, init in stored.items():
+        if not name.startswith("model."):
+            by_shape.setdefault(tuple(init.dims), []).append(name)
+    for key, value in overrides.items():
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        if f"model.{key}" in stored:
+            out[f"model.{key}"] = value
+            continue
+        transposed = np.ascontiguousarray(shipped[key].T)
+        found = [n for n in by_shape.get(transposed.shape, []) if np.array_equal(numpy_helper.to_array(stored[n]), transposed)]
+        if len(found) != 1:
+            raise ValueError(f"{key}: {len(found)} initializers of the ONNX graph hold it")
+        out[found[0]] = np.ascontiguousarray(value.T)
+    return out
 
 
 def build(path: Path | None = None) -> Path:

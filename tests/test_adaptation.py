@@ -238,3 +238,20 @@ def test_a_clinic_imports_its_faq_and_is_answered_by_its_own_encoder(adapting_st
         replies = stack.new_conversation().say(text)["replies"]
         assert not any(r.get("faq_id") for r in replies), (text, replies)
     assert "adaptation of revision" in (stack.settings.var_dir / "logs" / "adaptation.log").read_text()
+
+
+def test_a_message_runs_on_onnx_runtime_with_the_adapted_layers_and_gives_numpys_vectors() -> None:
+    from knowledge import minilm_onnx
+
+    assert minilm_onnx.available(), "./tandem builds the ONNX graph of MiniLM when it installs"
+    weights, _ = NumpyMiniLM()._load()  # noqa: SLF001
+    rng = np.random.default_rng(0)  # "adapted" layers: the shipped ones, visibly moved
+    layers = {k: (np.asarray(v) * (1 + 0.05 * rng.standard_normal(np.shape(v)))).astype(np.float32)
+              for k, v in weights.items() if k.startswith("encoder.")}
+    adapted = AdaptedMiniLM(Adaptation(1, 1, "all-MiniLM-L6-v2", 0.0, 0.0, 0, 0, 0), layers)
+    texts = ["where is my parcel", "how do I reset my password", "my order arrived broken, I want a refund"]
+    numpy_vectors = AdaptedMiniLM(Adaptation(1, 1, "all-MiniLM-L6-v2", 0.0, 0.0, 0, 0, 0), layers).encode(texts * 2)  # 6 > 4: numpy
+    onnx_vectors = adapted.encode(texts)
+    assert adapted._onnx is not None  # noqa: SLF001 - the message runtime was used
+    assert np.abs(onnx_vectors - numpy_vectors[:3]).max() < 1e-4
+    assert np.abs(onnx_vectors - NumpyMiniLM().encode(texts)).max() > 1e-2  # ... and they are the adapted layers' vectors
