@@ -138,6 +138,7 @@ class KnowledgeBase:
         self._adapt_failed: set[int] = set()
         self._adapt_swap_s = 0.0  # how long the last swap (re-embedding everything) took
         self._trainer: subprocess.Popen[bytes] | None = None
+        self._adapt_skipped = -1  # the revision found not worth adapting
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, progress: Progress | None = None) -> None:
@@ -535,11 +536,16 @@ class KnowledgeBase:
             return
         if self._adaptation_seen is not None and self._adaptation_seen.revision >= revision:
             return
+        if self._adapt_skipped == revision:
+            return
+        if not worth_adapting(self._groups()):
+            self._adapt_skipped = revision  # asked again only once the knowledge base changes
+            return
         claim = self.store.last_adaptation_claim()
         if claim is not None and (claim[0] >= revision or time.time() - claim[1] < self.adapt.interval_s):
             return
-        if not worth_adapting(self._groups()):
-            return
+        if self.adapt.log_file:
+            self.adapt.log_file.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.adapt.log_file, "ab") if self.adapt.log_file else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
         try:
             self._trainer = subprocess.Popen(
