@@ -15,6 +15,7 @@ compares the turn it escalated at with the in-process replay.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -242,6 +243,10 @@ def main() -> None:
     parser.add_argument("--write-set", action="store_true", help="regenerate data/eval/conversations.yml and stop")
     parser.add_argument("--stack", type=int, default=0, help="also run the first N conversations (spread over kinds) through a real stack")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--calibrated", action="store_true",
+                        help="answer/clarify thresholds from the knowledge base's self-calibration, as the product (default: tandem.yml's)")
+    parser.add_argument("--adaptation", action="store_true",
+                        help="with the knowledge base's own encoder, trained here as the web process's child would (implies --calibrated)")
     parser.add_argument("--batch", action="store_true",
                         help="parse through the model's NLU graph in batches (same components; much faster on a busy machine)")
     args = parser.parse_args()
@@ -257,6 +262,24 @@ def main() -> None:
     conversations = load_conversations(SET)
     model = latest_model(settings.models_dir)
     kb = open_kb(Path("/tmp/tandem-escalation-var"))
+    if args.adaptation:
+        from knowledge import adaptation
+
+        found = kb._latest_adaptation()  # noqa: SLF001 - a previous run's, for this revision
+        if found is None or found.revision != kb.index.revision:
+            print("training the knowledge base's own encoder (knowledge/adaptation.py) ...", flush=True)
+            found = adaptation.run_job(kb.store, kb.index.revision, settings.adapt_steps, threads=os.cpu_count() or 1)
+        if found is None:
+            raise SystemExit("no adaptation for this revision (claimed by an earlier run that failed: remove /tmp/tandem-escalation-var)")
+        kb.adapt_now(found)
+        print(f"encoder: {kb.encoder_name}; {found.summary()}", flush=True)
+    if args.calibrated or args.adaptation:
+        from knowledge.decision import Thresholds as RetrievalThresholds
+
+        cal = kb.calibrate_now()
+        th = th.with_retrieval(RetrievalThresholds.from_settings(settings, cal))
+        print(f"self-calibration: {cal.summary} (threshold {cal.faq_threshold:.2f})", flush=True)
+        kb.train_head_now()  # the head each answering process fits after a change
     started = time.monotonic()
     parsed = batch_parse(model, kb, conversations) if args.batch else parse_conversations(model, kb, conversations)
     replayed = {c.id: replay(parsed[c.id], th, c.tier) for c in conversations}

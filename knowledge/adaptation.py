@@ -279,10 +279,13 @@ def run_job(store: "FaqStore", revision: int, steps: int, threads: int = 1) -> A
     weights, losses = train(trained, steps, threads=threads, progress=progress)
     keys = frozenset(text_key(f, t) for f, t in trained)
     candidate = Adaptation(0, revision, MINILM, time.time(), round(time.monotonic() - started, 1), steps, len(trained), len(held), keys)
-    scores = validate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads)
+    scores, calibrations = validate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads)
     accepted = scores["adapted"] > scores["shipped"]
     adaptation = replace(candidate, seconds=round(time.monotonic() - started, 1), accepted=accepted, validation=scores)
     row_id = store.save_adaptation(revision, adaptation.meta_json(), pack(weights) if accepted else b"")
+    if accepted:  # its thresholds are ready the moment a process swaps it in (no gap on tandem.yml's)
+        cal = replace(calibrations["adapted"], encoder=Adaptation.from_meta(row_id, adaptation.meta_json()).name)
+        store.save_calibration(revision, cal.to_json())
     log.info("adaptation %d of revision %d stored (%s): %d texts, loss %.3f -> %.3f, validation %s, %.0f s", row_id, revision,
              "accepted" if accepted else "rejected", len(trained), float(np.mean(losses[:10])), float(np.mean(losses[-10:])),
              scores, adaptation.seconds)
@@ -290,10 +293,10 @@ def run_job(store: "FaqStore", revision: int, steps: int, threads: int = 1) -> A
 
 
 def validate(trained: Sequence[tuple[str, str]], held: Sequence[tuple[str, str]], adapted: NumpyMiniLM,
-             revision: int, threads: int = 1) -> dict[str, float]:
-    """validation_score() of the shipped and the adapted encoder, on the held-out texts only: the
-    adapted one is used only where it serves this knowledge base better (measured on BANKING77 it
-    did not: docs/evaluation.md)."""
+             revision: int, threads: int = 1) -> tuple[dict[str, float], dict[str, Calibration]]:
+    """validation_score() of the shipped and the adapted encoder, on the held-out texts only, and
+    each one's calibration: the adapted one is used only where it serves this knowledge base
+    better (measured on BANKING77 it did not: docs/evaluation.md)."""
     from knowledge.selfcalibration import compute, offtopic_questions
 
     pairs = [*trained, *held]
@@ -301,10 +304,12 @@ def validate(trained: Sequence[tuple[str, str]], held: Sequence[tuple[str, str]]
     unseen = np.array([False] * len(trained) + [True] * len(held))
     offtopic = offtopic_questions()
     scores: dict[str, float] = {}
+    calibrations: dict[str, Calibration] = {}
     for label, encoder in (("shipped", NumpyMiniLM()), ("adapted", adapted)):
         vectors = encoder.encode(texts, workers=max(1, threads))
-        scores[label] = round(validation_score(compute(vectors, owners, encoder.encode(offtopic), revision, unseen=unseen)), 4)
-    return scores
+        calibrations[label] = compute(vectors, owners, encoder.encode(offtopic), revision, unseen=unseen, encoder=encoder.name)
+        scores[label] = round(validation_score(calibrations[label]), 4)
+    return scores, calibrations
 
 
 def main(argv: Sequence[str] | None = None) -> int:

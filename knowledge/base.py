@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 ROOT = Path(__file__).resolve().parents[1]
+CALIBRATIONS_READ = 8  # newest calibration rows read to find this process's encoder's (a swap in progress writes both kinds)
 
 
 @dataclass(frozen=True)
@@ -321,18 +322,20 @@ class KnowledgeBase:
         """The newest stored calibration (re-read when the index moved past the one we hold)."""
         if self._calibration is None or self._calibration.revision < self.index.revision:
             if time.monotonic() - self._calibration_read_at >= self.refresh_interval:
-                row = self.store.latest_calibration()
+                rows = self.store.latest_calibrations(CALIBRATIONS_READ)
                 self._calibration_read_at = time.monotonic()
-                if row is not None:
+                for row in rows:
                     try:
                         found = Calibration.from_json(row[1])
                     except (ValueError, TypeError, KeyError) as exc:
                         log.warning("unreadable calibration row: %s", exc)
-                    else:
-                        # Scores of another encoder are on another scale (E5's are compressed):
-                        # its thresholds would be wrong, so wait for this encoder's calibration.
-                        if (found.encoder or MINILM) == self.encoder_name:
+                        continue
+                    # Scores of another encoder are on another scale (E5's are compressed, an
+                    # adapted MiniLM's higher): its thresholds would be wrong. The newest of this one's.
+                    if (found.encoder or MINILM) == self.encoder_name:
+                        if self._calibration is None or found.revision >= self._calibration.revision:
                             self._calibration = found
+                        break
         return self._calibration
 
     def calibrate_now(self, sample: int = 1000) -> Calibration:

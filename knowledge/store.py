@@ -362,10 +362,15 @@ class FaqStore:
 
     def latest_calibration(self) -> tuple[int, str] | None:
         """(revision, data) of the newest calibration, or None before the first one."""
-        query = sa.select(kb_calibration.c.revision, kb_calibration.c.data).order_by(kb_calibration.c.id.desc()).limit(1)
+        rows = self.latest_calibrations(1)
+        return rows[0] if rows else None
+
+    def latest_calibrations(self, limit: int) -> list[tuple[int, str]]:
+        """(revision, data) of the newest calibrations, newest first: processes on different
+        encoders (a swap in progress) each pick the newest of their own."""
+        query = sa.select(kb_calibration.c.revision, kb_calibration.c.data).order_by(kb_calibration.c.id.desc()).limit(limit)
         with self._engine.connect() as conn:
-            row = conn.execute(query).first()
-        return (int(row[0]), str(row[1])) if row else None
+            return [(int(r[0]), str(r[1])) for r in conn.execute(query)]
 
     # -- the knowledge base's own encoder ----------------------------------------------------
     def claim_adaptation(self, revision: int) -> bool:

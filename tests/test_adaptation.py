@@ -138,7 +138,8 @@ def test_an_encoder_no_better_than_the_shipped_one_is_not_accepted() -> None:
     weights, _ = NumpyMiniLM()._load()  # noqa: SLF001 - "adapted" = the shipped tensors: a tie
     same = AdaptedMiniLM(Adaptation(0, 1, "all-MiniLM-L6-v2", 0.0, 0.0, 0, 0, 0),
                          {k: np.asarray(v) for k, v in weights.items() if k.startswith("encoder.")})
-    scores = adaptation.validate(trained, held, same, revision=1)
+    scores, calibrations = adaptation.validate(trained, held, same, revision=1)
+    assert calibrations["adapted"].usable and calibrations["shipped"].encoder == "all-MiniLM-L6-v2"
     assert set(scores) == {"shipped", "adapted"} and 0 < scores["shipped"] <= 2
     assert abs(scores["adapted"] - scores["shipped"]) < 0.02  # float16 storage only
 
@@ -150,7 +151,8 @@ def test_a_knowledge_base_swaps_in_its_encoder_and_calibrates_on_what_it_did_not
     kb.open()
     assert kb.adaptation() is None and kb.adaptation_state()["state"] == "waiting"
     verdict = {"shipped": 1.0, "adapted": 1.5}  # what the held-out slice says (the real validate() is tested above)
-    monkeypatch.setattr(adaptation, "validate", lambda *a, **k: dict(verdict))
+    real_validate = adaptation.validate
+    monkeypatch.setattr(adaptation, "validate", lambda *a, **k: (dict(verdict), real_validate(*a, **k)[1]))
     found = adaptation.run_job(store, store.revision(), steps=10, threads=2)
     assert found is not None and found.name == f"all-MiniLM-L6-v2+kb{found.id}"
     assert adaptation.run_job(store, store.revision(), steps=10) is None  # claimed once only
@@ -159,6 +161,8 @@ def test_a_knowledge_base_swaps_in_its_encoder_and_calibrates_on_what_it_did_not
     kb._adapt_loading.join(60)  # noqa: SLF001
     assert kb.adaptation() == found and kb.encoder_name == found.name and kb.index.encoder == found.name
     assert kb.adaptation_state()["state"] == "in force"
+    ready = kb.calibration()  # stored by the child with the adaptation: no moment on tandem.yml's thresholds
+    assert ready is not None and ready.encoder == found.name and ready.revision == found.revision
     assert kb.search(CLINIC[3]["question"])[0].faq_id == CLINIC[3]["id"]
 
     # An edit after the training is live at once, embedded by the adapted encoder.
