@@ -6,7 +6,9 @@ slice of paraphrases, `train` runs the supervised contrastive steps), re-embeds 
 and the questions with the result, and scores both encoders the way the engine answers (best cosine
 per entry + the knowledge base's head, the self-calibrated threshold). The calibration of the
 adapted encoder is shown two ways: on all paraphrases ("naive": the encoder learned most of them)
-and on the held-out slice only (what ships). "best in-right at OOS >= 0.85" picks the threshold
+and on the held-out slice only (what ships), and with a relaxation that was tried and not shipped:
+the threshold no stricter than the score refusing 95 % / 99 % of a left-out entry's paraphrases
+(each text asked with its whole entry removed). "best in-right at OOS >= 0.85" picks the threshold
 WITH the test labels, so it only compares encoders.
 
     $VENV/bin/python benchmarks/adaptation_options.py [--sets northwind,bitext,banking77] [--steps 200]
@@ -32,8 +34,21 @@ from knowledge.entry_head import C, WEIGHT  # noqa: E402
 from knowledge.scoring import entry_scores  # noqa: E402
 
 
+def leftout_scores(x: np.ndarray, owner: np.ndarray, starts: np.ndarray, sample: int = 2000, seed: int = 0) -> np.ndarray:
+    """Best entry score of sampled texts asked with their whole entry removed."""
+    rows = np.random.default_rng(seed).choice(len(x), size=min(sample, len(x)), replace=False)
+    out = []
+    for start in range(0, len(rows), 256):
+        part = rows[start : start + 256]
+        sims = x[part] @ x.T
+        for r, i in enumerate(part):
+            sims[r, owner == owner[i]] = -2.0
+        out.append(entry_scores(sims, starts).max(1))
+    return np.concatenate(out)
+
+
 def score(x: np.ndarray, q: np.ndarray, owner: np.ndarray, starts: np.ndarray, labels: np.ndarray, off: np.ndarray,
-          unseen: np.ndarray | None) -> dict[str, float]:
+          unseen: np.ndarray | None, leftout_target: float | None = None) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
 
     ins = labels >= 0
@@ -42,8 +57,13 @@ def score(x: np.ndarray, q: np.ndarray, owner: np.ndarray, starts: np.ndarray, l
     top = (cos + WEIGHT * probs).argmax(1)
     gate = cos[np.arange(len(cos)), top]
     cal = selfcalibration.compute(x, [str(o) for o in owner], off, revision=1, unseen=unseen)
-    answered = gate >= cal.faq_threshold
-    return {"top1": float((top[ins] == labels[ins]).mean()), "t": cal.faq_threshold,
+    threshold = cal.faq_threshold
+    if leftout_target is not None:
+        left = leftout_scores(x, owner, starts)
+        enough = [float(t) for t in selfcalibration.GRID if (left < t).mean() >= leftout_target]
+        threshold = min(threshold, enough[0]) if enough else threshold
+    answered = gate >= threshold
+    return {"top1": float((top[ins] == labels[ins]).mean()), "t": threshold,
             "in_right": float(((top == labels) & ins & answered).sum() / ins.sum()),
             "oos": float(((~ins) & ~answered).sum() / max((~ins).sum(), 1)),
             "precision": float(((top == labels) & answered).sum() / max(answered.sum(), 1)),
@@ -85,6 +105,9 @@ def main() -> int:
         embed_s = time.monotonic() - started
         results["own encoder, naive calibration"] = score(x, q, owner, starts, labels, off, None)
         results["own encoder, held-out calibration (shipped)"] = score(x, q, owner, starts, labels, off, unseen)
+        for target in (0.95, 0.99):
+            results[f"own encoder, relaxed to refuse {target:.0%} of left-out paraphrases (not shipped)"] = \
+                score(x, q, owner, starts, labels, off, unseen, target)
         for option, r in results.items():
             rows.append([ks.name, option, f"{r['top1']:.3f}", f"{r['t']:.2f}", f"{r['in_right']:.3f}", f"{r['oos']:.3f}",
                          f"{r['precision']:.3f}", f"{r['best']:.3f}", f"{r['validation']:.3f}"])

@@ -145,6 +145,7 @@ class KnowledgeBase:
     def open(self, progress: Progress | None = None) -> None:
         """Load the saved index (rebuilding it if missing or damaged), then catch up."""
         with self._lock:
+            self._adopt_saved_adaptation()  # first: a missing index is then built once, with it
             try:
                 self.index = FaqIndex.load(self.index_dir)
                 self._last_save = time.monotonic()  # the file on disk is this index
@@ -154,7 +155,6 @@ class KnowledgeBase:
                 return
             self._entries = {f.id: f for f in self.store.iter_all() if f.status == "published" and not f.deleted}
             self._decide(self._entries.values())
-            self._adopt_saved_adaptation()
             if (self.index.encoder or MINILM) != self.encoder_name:
                 log.warning("saved index was made by %s, the knowledge base now uses %s; rebuilding",
                             self.index.encoder or MINILM, self.encoder_name)

@@ -124,11 +124,10 @@ def stack_settings(tmp: Path, **overrides: Any) -> Settings:
     return load_settings(**{"var_dir": tmp, **ports, "secret_key": "test-secret", "faq_adaptation": False, **overrides})
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = stack_settings(tmp_path_factory.mktemp("tandem-var"))
-    model = prepare(settings)
-    supervisor = Supervisor(settings, model=model)
+@contextmanager
+def running_stack(settings: Settings) -> Iterator[Stack]:
+    """The whole stack on these settings (the model trained if needed), stopped afterwards."""
+    supervisor = Supervisor(settings, model=prepare(settings))
     supervisor.start()
     client = httpx.Client(base_url=settings.web_url, timeout=60)
     try:
@@ -136,6 +135,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         client.close()
         supervisor.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(stack_settings(tmp_path_factory.mktemp("tandem-var"))) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

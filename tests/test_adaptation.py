@@ -8,6 +8,7 @@ editor's import and the REST channel of the real stack. The clinic FAQ was writt
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from knowledge.adaptation import Adaptation, AdaptedMiniLM, pack, split, text_ke
 from knowledge.base import AdaptPolicy, KnowledgeBase
 from knowledge.minilm_numpy import NumpyMiniLM
 from knowledge.store import FaqStore
-from tests.conftest import Stack, stack_settings
+from tests.conftest import Stack, running_stack, stack_settings
 from tests.test_editor_api import editor_login
 
 CLINIC = [
@@ -178,6 +179,12 @@ def test_a_knowledge_base_swaps_in_its_encoder_and_calibrates_on_what_it_did_not
     reopened = KnowledgeBase(store, tmp_path / "index", refresh_interval=0.0, language="en", adapt=AdaptPolicy(use=True))
     reopened.open()  # the saved index is the adapted one: no re-embedding, the same encoder at once
     assert reopened.encoder_name == found.name and reopened.calibration() is not None
+    import shutil
+
+    shutil.rmtree(tmp_path / "index")  # a new machine of a scale-out: no index file yet, built once with the adapted encoder
+    fresh = KnowledgeBase(store, tmp_path / "index", refresh_interval=0.0, language="en", adapt=AdaptPolicy(use=True))
+    fresh.open()
+    assert fresh.encoder_name == fresh.index.encoder == found.name
 
     # The next revision's encoder does worse on its held-out slice: every process goes back to the shipped one.
     store.upsert_many([{**CLINIC[1], "paraphrases": [*CLINIC[1]["paraphrases"], "push my booking back"]}], author="editor")
@@ -196,24 +203,12 @@ def test_a_knowledge_base_swaps_in_its_encoder_and_calibrates_on_what_it_did_not
 
 
 @pytest.fixture(scope="module")
-def adapting_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    import httpx
-
-    from server.cli import prepare
-    from server.processes import Supervisor
-
+def adapting_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     var = tmp_path_factory.mktemp("tandem-adapt")
     (var / "empty-faq.yml").write_text("faqs: []\n")  # the clinic's FAQ comes in through the editor's import
-    settings = stack_settings(var, faq_file=var / "empty-faq.yml", faq_adaptation=True, adapt_delay_s=1.0,
-                              adapt_interval_s=0.0, adapt_steps=40)
-    supervisor = Supervisor(settings, model=prepare(settings))
-    supervisor.start()
-    client = httpx.Client(base_url=settings.web_url, timeout=60)
-    try:
-        yield Stack(settings, supervisor, client)
-    finally:
-        client.close()
-        supervisor.stop()
+    with running_stack(stack_settings(var, faq_file=var / "empty-faq.yml", faq_adaptation=True, adapt_delay_s=1.0,
+                                      adapt_interval_s=0.0, adapt_steps=40)) as running:
+        yield running
 
 
 def test_a_clinic_imports_its_faq_and_is_answered_by_its_own_encoder(adapting_stack: Stack) -> None:
