@@ -9,6 +9,10 @@ action_handle_fallback decides against the live knowledge base):
 - greet / goodbye / thank / affirm / deny / bot_challenge: kept only when (almost) every word of
   the message is a word of the conversation training examples (typos within one edit count).
   The vocabulary is learnt from data/nlu.yml at `rasa train`, so it names no business.
+  A message that names the customer's mood ("no, that's not helpful at all", "thanks for nothing,
+  useless": a frustration phrase, a correction, profanity, displeasure) is not a bare act either:
+  it goes to the knowledge route, where the policy reads the mood (bot_challenge excepted: "are
+  you even real?" is answered as the question it is).
 - request_human: kept only when the message is a short call ("agent please") or asks for a
   person ("talk to someone", "is there a person ...", "can someone from your team help"), and
   not merely how to reach them ("what's the number to contact support" is a knowledge question).
@@ -36,7 +40,8 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from nlu.cues import POINTING
+from nlu.cues import POINTING, find_cues
+from nlu.sentiment_zh import find_cues_zh
 
 FALLBACK_INTENT = "nlu_fallback"
 GATE = "conversation_gate"
@@ -74,6 +79,9 @@ PERSON_ZH = re.compile(r"人工客服|人工服务|人工|真人|活人|客服|�
 REQUEST_ZH = re.compile(r"(转|找|要|接|叫|换|联系|跟|和|同|让|请|给我|帮我|能不能|可以|有没有|来)")
 CONTACT_INFO_ZH = re.compile(r"电话|号码|热线|邮箱|地址|几点|时间|上班|下班|营业|多少钱|收费|费用|怎么联系|如何联系|方式")
 CONNECT_NOW_ZH = re.compile(r"转|接|聊|说话|沟通|对话|处理")
+# Worded mood cues (nlu/cues.py): with one of them a "no" or "thanks" is a reaction for the policy.
+MOOD_WORDS = ("frustration_phrase", "correction", "profanity", "displeasure")
+BOT_CHALLENGE = "bot_challenge"
 
 
 def tokens(text: str) -> list[str]:
@@ -149,6 +157,9 @@ def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) 
         return Verdict(True, "asks for a person")
     if not words:
         return Verdict(True, "no words")
+    mood = mood_cues(text) if intent != BOT_CHALLENGE else []
+    if mood:
+        return Verdict(False, f"says how the customer feels, not only '{intent}': {', '.join(mood)}")
     unknown = tuple(w for w in words if not vocabulary.known(w))
     if len(unknown) > max_unknown or (unknown and len(unknown) * 3 > len(words)):
         return Verdict(False, f"carries more than '{intent}': {' '.join(unknown[:6])}", unknown)
@@ -157,6 +168,12 @@ def judge(text: str, intent: str, vocabulary: Vocabulary, max_unknown: int = 0) 
         # makes an act of it (DIET says "goodbye" to "that one"); the knowledge route decides.
         return Verdict(False, f"only pointing words, not '{intent}'")
     return Verdict(True, "conversation only", unknown)
+
+
+def mood_cues(text: str) -> list[str]:
+    """The worded mood cues of a message (English or Chinese), as the policy will see them."""
+    cues = find_cues_zh(text) if HAN.search(text) else find_cues(text)
+    return [c for c in cues.names() if c in MOOD_WORDS]
 
 
 def _judge_request_zh(text: str, words: list[str]) -> Verdict:

@@ -49,6 +49,21 @@ def test_pointing_at_nothing_is_no_conversational_act(vocabulary: Vocabulary, te
     assert not verdict.keep and ("pointing" in verdict.reason or verdict.unknown), text
 
 
+@pytest.mark.parametrize("text,intent", [
+    ("that's not helpful at all", "deny"), ("no, that's not what I asked", "deny"), ("thanks for nothing, useless", "thank"),
+    ("ok I'm really annoyed now", "affirm"), ("不是我问的", "deny"),
+])
+def test_a_reply_with_a_mood_is_no_bare_act(vocabulary: Vocabulary, text: str, intent: str) -> None:
+    """"No, that's not helpful at all" is no plain "no": the policy must see the mood (souring customers)."""
+    verdict = judge(text, intent, vocabulary)
+    assert not verdict.keep and "feels" in verdict.reason, (text, verdict)
+
+
+@pytest.mark.parametrize("text,intent", [("are you real?", "bot_challenge"), ("no thanks", "deny"), ("NO!!", "deny")])
+def test_mood_rule_leaves_plain_acts_and_bot_challenges(vocabulary: Vocabulary, text: str, intent: str) -> None:
+    assert judge(text, intent, vocabulary).keep, text
+
+
 @pytest.mark.parametrize("text", ["agent", "human please", "I want to speak to someone about my refund",
                                   "can I talk to a person", "put me through to customer service", "is there a person I can chat to?",
                                   "can someone from your team help me with my booking", "help me contact a human agent"])
