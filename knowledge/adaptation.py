@@ -11,11 +11,16 @@ How it runs, never blocking a live edit:
   process when the knowledge base changed and has been quiet for `adapt_delay_s`, at most once per
   `adapt_interval_s`: torch lives only in that short-lived process. The child claims the revision
   in the store (several web instances: one trains), trains on the published texts of that revision
-  minus a held-out slice (`HOLDOUT`), then scores the shipped and the adapted encoder on that
-  slice (`validate`: held-out paraphrases answered right at each one's self-calibrated threshold
-  plus left-out topics refused there). It stores the adapted layers (float16) with the keys of
-  the texts it trained on (table kb_adaptations) only when the adapted one wins; otherwise a row
-  that says the shipped encoder stays. Then it exits.
+  minus a held-out slice (`HOLDOUT`). With `WITHHELD_MIN_ENTRIES` entries or more it first
+  trains a probe that also never sees `WITHHELD` of the entries: scored on those, it tells how the
+  adapted encoder treats a topic the knowledge base does not cover (an encoder trained on an
+  entry has learnt it as a cluster, so leaving it out afterwards measures nothing). The probe
+  and the shipped encoder are compared on the held-out slice and the withheld topics
+  (`validate`: held-out paraphrases answered right at each one's self-calibrated threshold plus
+  left-out topics refused there); if the probe wins, the encoder that ships is trained on every
+  entry and keeps the probe's "topic floor" (knowledge/selfcalibration.py). It stores the adapted
+  layers (float16) with the keys of the texts it trained on (table kb_adaptations) only when the
+  adapted one wins; otherwise a row that says the shipped encoder stays. Then it exits.
 * Every answering process sees the new row (one cheap query), loads it (`AdaptedMiniLM`: the
   shipped weights, memory-mapped, with the adapted layers over them), re-embeds the knowledge base
   into a new index in a background thread and swaps encoder and index at once; edits made
@@ -57,6 +62,9 @@ MAX_SEQ_LENGTH = 64  # customers' questions and paraphrases are short; longer te
 MIN_TEXTS = 20  # paraphrases beyond one per entry needed to learn anything (as the head's rule)
 MAX_TEXTS = 20_000
 MESSAGE_TEXTS = 4  # encodes of up to this many texts (a message, a preview) run on ONNX Runtime
+WITHHELD = 0.15  # share of the entries the probe never trains on (the uncovered topics it is scored on) ...
+WITHHELD_MIN = 3  # ... and at least this many
+WITHHELD_MIN_ENTRIES = 10  # a probe only for a knowledge base with this many entries (as selfcalibration.TOPIC_MIN_ENTRIES)
 
 
 def text_key(faq_id: str, text: str) -> str:
@@ -85,6 +93,8 @@ class Adaptation:
     trained: frozenset[str] = field(default_factory=frozenset, repr=False)  # text_key()s trained on
     accepted: bool = True  # False: it did worse than the shipped encoder on the held-out texts (no weights stored)
     validation: dict[str, float] = field(default_factory=dict)  # validation_score() of "shipped" and "adapted"
+    topic_floor: float = 0.0  # the probe's score refusing 95 % of the withheld topics (0: no probe)
+    withheld: int = 0  # entries the probe never trained on
 
     @property
     def name(self) -> str:
@@ -108,8 +118,9 @@ class Adaptation:
         if not self.accepted:
             return (f"an encoder adapted to revision {self.revision} did worse on the entries' held-out paraphrases "
                     f"({scores}), so the shipped encoder stays")
+        probe = f"; uncovered topics measured on {self.withheld} entries a probe never learnt" if self.withheld else ""
         return (f"encoder adapted to this knowledge base (revision {self.revision}: {self.texts} texts, "
-                f"{self.steps} steps, {self.seconds:.0f} s; held-out paraphrases and left-out topics {scores})")
+                f"{self.steps} steps, {self.seconds:.0f} s; held-out paraphrases and left-out topics {scores}{probe})")
 
 
 def validation_score(cal: "Calibration") -> float:
@@ -201,6 +212,15 @@ def split(groups: Sequence[tuple[str, Sequence[str]]], holdout: float = HOLDOUT,
     return train, held
 
 
+def withhold(groups: Sequence[tuple[str, Sequence[str]]], share: float = WITHHELD, seed: int = 0) -> set[str]:
+    """The entries the probe never trains on: `share` of them (at least WITHHELD_MIN), none in a
+    knowledge base of fewer than WITHHELD_MIN_ENTRIES entries."""
+    ids = sorted({faq_id for faq_id, _ in groups})
+    if len(ids) < WITHHELD_MIN_ENTRIES:
+        return set()
+    return set(random.Random(seed).sample(ids, max(WITHHELD_MIN, int(round(share * len(ids))))))
+
+
 def train(pairs: Sequence[tuple[str, str]], steps: int, seed: int = 0, threads: int = 1,
           progress: Callable[[int, int, float], None] | None = None) -> tuple[dict[str, np.ndarray], list[float]]:
     """Fine-tune MiniLM's encoder layers on (faq_id, text) pairs; returns the new layer tensors and
@@ -268,48 +288,84 @@ def run_job(store: "FaqStore", revision: int, steps: int, threads: int = 1) -> A
         log.info("revision %d: too few paraphrases (or too many texts) to adapt the encoder", revision)
         return None
     trained, held = split(groups)
+    withheld = withhold(groups)
     started = time.monotonic()
     last = [0.0]
 
-    def progress(done: int, total: int, loss: float) -> None:
-        if time.monotonic() - last[0] >= 10 or done == total:
-            last[0] = time.monotonic()
-            print(f"adaptation of revision {revision}: step {done}/{total}, loss {loss:.3f}", file=sys.stderr, flush=True)
+    def progress_of(stage: str) -> Callable[[int, int, float], None]:
+        def progress(done: int, total: int, loss: float) -> None:
+            if time.monotonic() - last[0] >= 10 or done == total:
+                last[0] = time.monotonic()
+                print(f"adaptation of revision {revision} ({stage}): step {done}/{total}, loss {loss:.3f}", file=sys.stderr, flush=True)
+        return progress
 
-    weights, losses = train(trained, steps, threads=threads, progress=progress)
     keys = frozenset(text_key(f, t) for f, t in trained)
-    candidate = Adaptation(0, revision, MINILM, time.time(), round(time.monotonic() - started, 1), steps, len(trained), len(held), keys)
-    scores, calibrations = validate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads)
+    candidate = Adaptation(0, revision, MINILM, time.time(), 0.0, steps, len(trained), len(held), keys, withheld=len(withheld))
+    if withheld:
+        # The probe: the same training without the withheld entries, scored on them as uncovered topics.
+        probe_pairs = [(f, t) for f, t in trained if f not in withheld]
+        probe_weights, losses = train(probe_pairs, steps, threads=threads, progress=progress_of("probe"))
+        probe = AdaptedMiniLM(replace(candidate, trained=frozenset(text_key(f, t) for f, t in probe_pairs)), probe_weights)
+        scores, calibrations = validate(probe_pairs, [*held, *((f, t) for f, t in trained if f in withheld)], probe, revision,
+                                        threads, withheld=withheld)
+        topic_floor = calibrations["adapted"].topic_floor
+    else:
+        weights, losses = train(trained, steps, threads=threads, progress=progress_of("training"))
+        scores, calibrations = validate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads)
+        topic_floor = 0.0
     accepted = scores["adapted"] > scores["shipped"]
-    adaptation = replace(candidate, seconds=round(time.monotonic() - started, 1), accepted=accepted, validation=scores)
+    final: Calibration | None = calibrations["adapted"] if accepted and not withheld else None
+    if accepted and withheld:  # the encoder that ships learns every entry; its thresholds keep the probe's floor
+        weights, losses = train(trained, steps, threads=threads, progress=progress_of("every entry"))
+        final = calibrate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads, topic_floor or None)
+    adaptation = replace(candidate, seconds=round(time.monotonic() - started, 1), accepted=accepted, validation=scores,
+                         topic_floor=topic_floor)
     row_id = store.save_adaptation(revision, adaptation.meta_json(), pack(weights) if accepted else b"")
-    if accepted:  # its thresholds are ready the moment a process swaps it in (no gap on tandem.yml's)
-        cal = replace(calibrations["adapted"], encoder=Adaptation.from_meta(row_id, adaptation.meta_json()).name)
+    if final is not None:  # its thresholds are ready the moment a process swaps it in (no gap on tandem.yml's)
+        cal = replace(final, encoder=Adaptation.from_meta(row_id, adaptation.meta_json()).name)
         store.save_calibration(revision, cal.to_json())
-    log.info("adaptation %d of revision %d stored (%s): %d texts, loss %.3f -> %.3f, validation %s, %.0f s", row_id, revision,
-             "accepted" if accepted else "rejected", len(trained), float(np.mean(losses[:10])), float(np.mean(losses[-10:])),
-             scores, adaptation.seconds)
+    log.info("adaptation %d of revision %d stored (%s): %d texts, %d entries withheld from the probe, loss %.3f -> %.3f, "
+             "validation %s, topic floor %.2f, %.0f s", row_id, revision, "accepted" if accepted else "rejected", len(trained),
+             len(withheld), float(np.mean(losses[:10])), float(np.mean(losses[-10:])), scores, topic_floor, adaptation.seconds)
     return Adaptation.from_meta(row_id, adaptation.meta_json())
 
 
 def validate(trained: Sequence[tuple[str, str]], held: Sequence[tuple[str, str]], adapted: NumpyMiniLM,
-             revision: int, threads: int = 1) -> tuple[dict[str, float], dict[str, Calibration]]:
+             revision: int, threads: int = 1, withheld: set[str] | frozenset[str] = frozenset(),
+             ) -> tuple[dict[str, float], dict[str, Calibration]]:
     """validation_score() of the shipped and the adapted encoder, on the held-out texts only, and
     each one's calibration: the adapted one is used only where it serves this knowledge base
-    better (measured on BANKING77 it did not: docs/evaluation.md)."""
+    better (measured on BANKING77 it did not: docs/evaluation.md). With `withheld` entries (their
+    texts in `held`, never trained on), the left-out topics are those, for both encoders."""
     from knowledge.selfcalibration import compute, offtopic_questions
 
     pairs = [*trained, *held]
     texts, owners = [t for _, t in pairs], [f for f, _ in pairs]
     unseen = np.array([False] * len(trained) + [True] * len(held))
+    # Left-out topics: the withheld entries, for both encoders alike; without a probe, none can be
+    # measured for the adapted one (it learnt them all), so both report the entries' questions.
+    unlearnt = np.array([f in withheld for f in owners])
     offtopic = offtopic_questions()
     scores: dict[str, float] = {}
     calibrations: dict[str, Calibration] = {}
     for label, encoder in (("shipped", NumpyMiniLM()), ("adapted", adapted)):
         vectors = encoder.encode(texts, workers=max(1, threads))
-        calibrations[label] = compute(vectors, owners, encoder.encode(offtopic), revision, unseen=unseen, encoder=encoder.name)
+        calibrations[label] = compute(vectors, owners, encoder.encode(offtopic), revision, unseen=unseen, encoder=encoder.name,
+                                      unlearnt=unlearnt)
         scores[label] = round(validation_score(calibrations[label]), 4)
     return scores, calibrations
+
+
+def calibrate(trained: Sequence[tuple[str, str]], held: Sequence[tuple[str, str]], adapted: NumpyMiniLM, revision: int,
+              threads: int = 1, topic_floor: float | None = None) -> Calibration:
+    """The adapted encoder's own calibration on its held-out slice, with the probe's topic floor."""
+    from knowledge.selfcalibration import compute, offtopic_questions
+
+    pairs = [*trained, *held]
+    vectors = adapted.encode([t for _, t in pairs], workers=max(1, threads))
+    unseen = np.array([False] * len(trained) + [True] * len(held))
+    return compute(vectors, [f for f, _ in pairs], adapted.encode(offtopic_questions()), revision, unseen=unseen,
+                   encoder=adapted.name, unlearnt=np.zeros(len(pairs), dtype=bool), topic_floor=topic_floor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

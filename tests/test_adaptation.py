@@ -21,6 +21,7 @@ from knowledge import adaptation
 from knowledge.adaptation import Adaptation, AdaptedMiniLM, pack, split, text_key, unpack, worth_training
 from knowledge.base import AdaptPolicy, KnowledgeBase
 from knowledge.minilm_numpy import NumpyMiniLM
+from knowledge.selfcalibration import Calibration
 from knowledge.store import FaqStore
 from tests.conftest import Stack, running_stack, stack_settings
 from tests.test_editor_api import editor_login
@@ -58,6 +59,25 @@ CLINIC = [
      "answer": "For absences over 7 days ask your doctor for a fit note during your appointment or in the app.",
      "paraphrases": ["my employer wants a doctor's note", "certificate that I was ill", "fit note for my job",
                      "I need proof of sickness for work", "medical certificate for being off sick"]},
+]
+# Four more entries, so the clinic reaches WITHHELD_MIN_ENTRIES and gets a probe.
+CLINIC_MORE = [
+    {"id": "clinic-parking", "category": "practice", "question": "Is there parking at the clinic?",
+     "answer": "Twelve free spaces behind the building, two of them for disabled badge holders.",
+     "paraphrases": ["where can I park my car", "do you have a car park", "is parking free at the surgery",
+                     "disabled parking near the practice", "can I leave my car there during the visit"]},
+    {"id": "clinic-nurse", "category": "appointments", "question": "Can I see a nurse instead of a doctor?",
+     "answer": "Yes: nurses see patients for dressings, blood pressure checks and smear tests; book as usual.",
+     "paraphrases": ["appointment with the practice nurse", "I only need my dressing changed", "blood pressure check with a nurse",
+                     "book a smear test", "nurse clinic times"]},
+    {"id": "clinic-records", "category": "practice", "question": "How do I get a copy of my medical records?",
+     "answer": "Ask in the patient app under Records; copies are free and ready within a month.",
+     "paraphrases": ["access my health record", "I want to see my notes from the doctor", "copy of my patient file",
+                     "download my medical history", "request my records"]},
+    {"id": "clinic-interpreter", "category": "practice", "question": "Can I have an interpreter at my appointment?",
+     "answer": "Yes, free of charge: say which language when you book and we arrange one by phone or in person.",
+     "paraphrases": ["I need a translator for my visit", "my mother doesn't speak english", "sign language interpreter for the doctor",
+                     "someone to translate during my consultation", "language help at the clinic"]},
 ]
 ASKED = {
     "id like to see a doctor next tuesday, how do i arrange that": "clinic-book",
@@ -143,6 +163,43 @@ def test_an_encoder_no_better_than_the_shipped_one_is_not_accepted() -> None:
     assert calibrations["adapted"].usable and calibrations["shipped"].encoder == "all-MiniLM-L6-v2"
     assert set(scores) == {"shipped", "adapted"} and 0 < scores["shipped"] <= 2
     assert abs(scores["adapted"] - scores["shipped"]) < 0.02  # float16 storage only
+
+
+def test_a_probe_that_never_saw_some_entries_measures_uncovered_topics_before_the_encoder_learns_them_all(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An encoder trained on an entry has learnt it as a cluster: leaving the entry out afterwards
+    says nothing about a topic the knowledge base does not cover. A probe trained without some
+    entries does; the encoder that ships then learns every entry and keeps the probe's floor."""
+    entries = [*CLINIC, *CLINIC_MORE]
+    store = _store(tmp_path, entries)
+    withheld = adaptation.withhold(_groups(entries))
+    assert len(withheld) == adaptation.WITHHELD_MIN and adaptation.withhold(_groups(CLINIC)) == set()  # 8 entries: no probe
+    trainings: list[set[str]] = []
+    real_train, real_validate = adaptation.train, adaptation.validate
+    monkeypatch.setattr(adaptation, "train", lambda pairs, *a, **k: (trainings.append({f for f, _ in pairs}), real_train(pairs, *a, **k))[1])
+    probe_scores: list[dict[str, float]] = []
+
+    def validate(*args, **kwargs):  # type: ignore[no-untyped-def]
+        scores, calibrations = real_validate(*args, **kwargs)
+        probe_scores.append(scores)
+        return {"shipped": 1.0, "adapted": 1.5}, calibrations  # accepted, whatever 10 steps did
+
+    monkeypatch.setattr(adaptation, "validate", validate)
+    found = adaptation.run_job(store, store.revision(), steps=10, threads=2)
+    assert found is not None and found.accepted and found.withheld == len(withheld)
+    assert trainings[0] == {e["id"] for e in entries} - withheld  # the probe never saw the withheld entries
+    assert trainings[1] == {e["id"] for e in entries}  # the encoder that ships learnt them all
+    assert {text_key(e["id"], e["question"]) for e in entries} <= found.trained
+    assert 0 < found.topic_floor <= 0.95 and "probe" in found.summary()
+    stored = [c for c in (Calibration.from_json(data) for _, data in store.latest_calibrations(8)) if c.encoder == found.name]
+    assert stored and stored[0].topic_floor == found.topic_floor  # the final encoder's thresholds keep the probe's floor
+
+    # rejected by the probe: no second training
+    store.upsert_many([{**CLINIC[1], "paraphrases": [*CLINIC[1]["paraphrases"], "push my booking back"]}], author="editor")
+    trainings.clear()
+    monkeypatch.setattr(adaptation, "validate", lambda *a, **k: ({"shipped": 1.5, "adapted": 1.0}, real_validate(*a, **k)[1]))
+    rejected = adaptation.run_job(store, store.revision(), steps=5, threads=2)
+    assert rejected is not None and not rejected.accepted and len(trainings) == 1
 
 
 def test_a_knowledge_base_swaps_in_its_encoder_and_calibrates_on_what_it_did_not_learn(

@@ -29,9 +29,25 @@ def test_thresholds_come_from_held_out_paraphrases_and_off_topic_text() -> None:
 
 
 def test_a_tighter_knowledge_base_gets_a_higher_threshold() -> None:
-    loose = compute(*_kb(40, 5, 1.2), revision=1)
-    tight = compute(*_kb(40, 5, 0.4), revision=1)
-    assert tight.faq_threshold > loose.faq_threshold
+    # 9 entries: below TOPIC_MIN_ENTRIES, so the held-out rule alone decides
+    loose = compute(*_kb(9, 20, 1.2), revision=1)
+    tight = compute(*_kb(9, 20, 0.4), revision=1)
+    assert tight.topic_floor == 0.0 and tight.faq_threshold > loose.faq_threshold
+
+
+def test_the_threshold_is_never_stricter_than_uncovered_topics_need() -> None:
+    """Far-apart entries: a left-out entry's texts score low, so the held-out rule's strictness
+    (refusing 10 % of the entries' own wordings) buys nothing and the topic floor lowers it."""
+    vectors, owners, off = _kb(40, 5, 0.4)
+    shipped = compute(vectors, owners, off, revision=1)
+    assert 0 < shipped.topic_floor and shipped.siblings_refused >= 0.95
+    learnt = compute(vectors, owners, off, revision=1, unlearnt=np.zeros(len(owners), dtype=bool))
+    assert learnt.topic_floor == 0.0 and learnt.faq_threshold > shipped.faq_threshold  # nothing measured: the held-out rule
+    assert learnt.heldout_answered < shipped.heldout_answered
+    probed = compute(vectors, owners, off, revision=1, unlearnt=np.zeros(len(owners), dtype=bool), topic_floor=shipped.topic_floor)
+    assert probed.faq_threshold == shipped.faq_threshold  # a floor measured by a probe is used as given
+    few = compute(vectors, owners, off, revision=1, unlearnt=np.isin(owners, ["e1", "e2"]))
+    assert few.topic_floor == 0.0  # two left-out topics are too few to measure
 
 
 def test_one_text_per_entry_cannot_calibrate_and_says_so() -> None:
