@@ -95,6 +95,7 @@ class Adaptation:
     validation: dict[str, float] = field(default_factory=dict)  # validation_score() of "shipped" and "adapted"
     topic_floor: float = 0.0  # the probe's score refusing 95 % of the withheld topics (0: no probe)
     withheld: int = 0  # entries the probe never trained on
+    left_out: tuple[float, ...] = field(default=(), repr=False)  # the probe's scores of those topics (selfcalibration.left_out_top)
 
     @property
     def name(self) -> str:
@@ -111,6 +112,7 @@ class Adaptation:
         data = json.loads(text)
         data["id"] = row_id
         data["trained"] = frozenset(data.get("trained", ()))
+        data["left_out"] = tuple(data.get("left_out", ()))
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def summary(self) -> str:
@@ -309,17 +311,18 @@ def run_job(store: "FaqStore", revision: int, steps: int, threads: int = 1) -> A
         scores, calibrations = validate(probe_pairs, [*held, *((f, t) for f, t in trained if f in withheld)], probe, revision,
                                         threads, withheld=withheld)
         topic_floor = calibrations["adapted"].topic_floor
+        left_out = probe_left_out(probe, probe_pairs, trained, held, withheld, threads)
     else:
         weights, losses = train(trained, steps, threads=threads, progress=progress_of("training"))
         scores, calibrations = validate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads)
-        topic_floor = 0.0
+        topic_floor, left_out = 0.0, np.zeros(0)
     accepted = scores["adapted"] > scores["shipped"]
     final: Calibration | None = calibrations["adapted"] if accepted and not withheld else None
     if accepted and withheld:  # the encoder that ships learns every entry; its thresholds keep the probe's floor
         weights, losses = train(trained, steps, threads=threads, progress=progress_of("every entry"))
-        final = calibrate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads, topic_floor or None)
+        final = calibrate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads, topic_floor or None, left_out)
     adaptation = replace(candidate, seconds=round(time.monotonic() - started, 1), accepted=accepted, validation=scores,
-                         topic_floor=topic_floor)
+                         topic_floor=topic_floor, left_out=tuple(round(float(x), 4) for x in left_out))
     row_id = store.save_adaptation(revision, adaptation.meta_json(), pack(weights) if accepted else b"")
     if final is not None:  # its thresholds are ready the moment a process swaps it in (no gap on tandem.yml's)
         cal = replace(final, encoder=Adaptation.from_meta(row_id, adaptation.meta_json()).name)
@@ -356,16 +359,30 @@ def validate(trained: Sequence[tuple[str, str]], held: Sequence[tuple[str, str]]
     return scores, calibrations
 
 
+def probe_left_out(probe: NumpyMiniLM, probe_pairs: Sequence[tuple[str, str]], trained: Sequence[tuple[str, str]],
+                   held: Sequence[tuple[str, str]], withheld: set[str], threads: int = 1, sample: int = 1000) -> np.ndarray:
+    """The probe's left-out scores of (a sample of) the withheld entries' texts: kept with the
+    adaptation, so every later calibration reports uncovered topics as the probe measured them."""
+    from knowledge.selfcalibration import left_out_top
+
+    pairs = [*probe_pairs, *((f, t) for f, t in trained if f in withheld), *held]
+    owners = [f for f, _ in pairs]
+    rows = np.flatnonzero(np.array([f in withheld for f in owners]))
+    rows = np.random.default_rng(0).choice(rows, size=min(sample, len(rows)), replace=False) if len(rows) else rows
+    return left_out_top(probe.encode([t for _, t in pairs], workers=max(1, threads)), owners, rows)
+
+
 def calibrate(trained: Sequence[tuple[str, str]], held: Sequence[tuple[str, str]], adapted: NumpyMiniLM, revision: int,
-              threads: int = 1, topic_floor: float | None = None) -> Calibration:
-    """The adapted encoder's own calibration on its held-out slice, with the probe's topic floor."""
+              threads: int = 1, topic_floor: float | None = None, left_out: np.ndarray | None = None) -> Calibration:
+    """The adapted encoder's own calibration on its held-out slice, with the probe's topic floor
+    and its scores of the withheld topics (for the share refused)."""
     from knowledge.selfcalibration import compute, offtopic_questions
 
     pairs = [*trained, *held]
     vectors = adapted.encode([t for _, t in pairs], workers=max(1, threads))
     unseen = np.array([False] * len(trained) + [True] * len(held))
     return compute(vectors, [f for f, _ in pairs], adapted.encode(offtopic_questions()), revision, unseen=unseen,
-                   encoder=adapted.name, unlearnt=np.zeros(len(pairs), dtype=bool), topic_floor=topic_floor)
+                   encoder=adapted.name, unlearnt=np.zeros(len(pairs), dtype=bool), topic_floor=topic_floor, left_out=left_out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -115,11 +115,36 @@ def entry_scores(sims: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+def left_out_top(vectors: np.ndarray, owners: Sequence[str], rows: np.ndarray, stretch: float = 1.0, chunk: int = 256) -> np.ndarray:
+    """The best entry score of each of `rows` asked with its whole entry removed (as compute's
+    left-out entries): what a probe measured on the entries it never learnt, kept for later."""
+    owners = list(owners)
+    position = {faq_id: j for j, faq_id in enumerate(sorted(set(owners)))}
+    owner_col = np.array([position[o] for o in owners], dtype=np.int64)
+    order = np.argsort(owner_col, kind="stable")
+    where = np.empty_like(order)
+    where[order] = np.arange(len(order))
+    sorted_vectors, sorted_owner = np.ascontiguousarray(vectors[order], dtype=np.float32), owner_col[order]
+    starts = np.flatnonzero(np.r_[True, sorted_owner[1:] != sorted_owner[:-1]])
+    bounds = list(zip(starts, [*starts[1:], len(sorted_owner)]))
+    picked = where[np.asarray(rows, dtype=np.int64)]
+    out: list[np.ndarray] = []
+    for start in range(0, len(picked), chunk):
+        part = picked[start : start + chunk]
+        sims = sorted_vectors[part] @ sorted_vectors.T
+        for r, i in enumerate(part):
+            a, b = bounds[sorted_owner[i]]
+            sims[r, a:b] = MASKED
+        out.append(_stretch(_entry_scores(sims, starts), stretch).max(axis=1))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def compute(
     vectors: np.ndarray, owners: Sequence[str], offtopic: np.ndarray, revision: int,
     sample: int = 1000, offtopic_target: float = 0.95, heldout_target: float = 0.90, seed: int = 0, chunk: int = 256,
     encoder: str = "", stretch: float = 1.0, unseen: np.ndarray | None = None,
     unlearnt: np.ndarray | None = None, topic_floor: float | None = None, topic_target: float = 0.95,
+    left_out: np.ndarray | None = None,
 ) -> Calibration:
     """Calibrate on the index's vectors (`owners[i]` is the entry of row i) and off-topic vectors.
 
@@ -128,7 +153,8 @@ def compute(
     only those are held out, since a paraphrase the encoder learned scores near 1 with its entry.
     `unlearnt`: a mask of the rows of entries the encoder never trained on (None: every row, the
     shipped encoder); left-out entries are drawn from those. `topic_floor`: a floor measured
-    elsewhere (an adapted encoder's probe), used when this knowledge base cannot measure its own."""
+    elsewhere (an adapted encoder's probe), used when this knowledge base cannot measure its own;
+    `left_out`: that probe's left-out scores (left_out_top), for the refusal rate and the floor."""
     started = time.perf_counter()
 
     def blend_scores(sims: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -173,7 +199,10 @@ def compute(
 
     h_top, _h_second, h_win = best(held, True, False)
     h_right = h_win == owner_col[held] if len(held) else np.zeros(0, dtype=bool)
-    s_top, _, _ = best(siblings, False, True)
+    if left_out is not None and len(left_out):
+        s_top, measured = np.asarray(left_out, dtype=np.float32), True
+    else:
+        s_top, _, _ = best(siblings, False, True)
     if len(offtopic) and len(vectors):
         o_top = blend_scores(offtopic @ vectors.T, starts).max(axis=1)
     else:

@@ -193,6 +193,7 @@ def test_a_probe_that_never_saw_some_entries_measures_uncovered_topics_before_th
     assert 0 < found.topic_floor <= 0.95 and "probe" in found.summary()
     stored = [c for c in (Calibration.from_json(data) for _, data in store.latest_calibrations(8)) if c.encoder == found.name]
     assert stored and stored[0].topic_floor == found.topic_floor  # the final encoder's thresholds keep the probe's floor
+    assert found.left_out and stored[0].siblings == len(found.left_out)  # uncovered topics as the probe saw them
 
     # rejected by the probe: no second training
     store.upsert_many([{**CLINIC[1], "paraphrases": [*CLINIC[1]["paraphrases"], "push my booking back"]}], author="editor")

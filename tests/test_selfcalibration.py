@@ -50,6 +50,20 @@ def test_the_threshold_is_never_stricter_than_uncovered_topics_need() -> None:
     assert few.topic_floor == 0.0  # two left-out topics are too few to measure
 
 
+def test_left_out_scores_kept_from_a_probe_give_the_same_figures() -> None:
+    """A probe's left-out scores (left_out_top), stored with the adaptation, stand in for the
+    left-out entries a learnt encoder cannot measure: the same refusal rate and floor."""
+    from knowledge.selfcalibration import left_out_top
+
+    vectors, owners, off = _kb(40, 5, 0.8)
+    mask = np.isin(owners, [f"e{i}" for i in range(0, 40, 4)])
+    measured = compute(vectors, owners, off, revision=1, unlearnt=mask)
+    kept = left_out_top(vectors, owners, np.flatnonzero(mask))
+    again = compute(vectors, owners, off, revision=1, unlearnt=np.zeros(len(owners), dtype=bool), left_out=kept)
+    assert measured.topic_floor > 0 and again.topic_floor == measured.topic_floor
+    assert again.siblings == measured.siblings == mask.sum() and again.siblings_refused == measured.siblings_refused
+
+
 def test_one_text_per_entry_cannot_calibrate_and_says_so() -> None:
     vectors, owners, off = _kb(30, 1, 0.5)
     cal = compute(vectors, owners, off, revision=3)
