@@ -37,7 +37,7 @@ from knowledge.scoring import entry_scores  # noqa: E402
 
 
 def score(x: np.ndarray, q: np.ndarray, owner: np.ndarray, starts: np.ndarray, labels: np.ndarray, off: np.ndarray,
-          unseen: np.ndarray | None, unlearnt: np.ndarray | None = None, topic_floor: float | None = None) -> dict[str, float]:
+          unseen: np.ndarray | None, unlearnt: np.ndarray | None = None, left_out: np.ndarray | None = None) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
 
     ins = labels >= 0
@@ -45,7 +45,7 @@ def score(x: np.ndarray, q: np.ndarray, owner: np.ndarray, starts: np.ndarray, l
     probs = LogisticRegression(C=C, max_iter=500).fit(x, owner).predict_proba(q)
     top = (cos + WEIGHT * probs).argmax(1)
     gate = cos[np.arange(len(cos)), top]
-    cal = selfcalibration.compute(x, [str(o) for o in owner], off, revision=1, unseen=unseen, unlearnt=unlearnt, topic_floor=topic_floor)
+    cal = selfcalibration.compute(x, [str(o) for o in owner], off, revision=1, unseen=unseen, unlearnt=unlearnt, left_out=left_out)
     threshold = cal.faq_threshold
     answered = gate >= threshold
     return {"top1": float((top[ins] == labels[ins]).mean()), "t": threshold,
@@ -79,7 +79,7 @@ def main() -> int:
         heldout_keys = {adaptation.text_key(f, t) for f, t in held}
         unseen = np.array([adaptation.text_key(f, t) in heldout_keys for f, t in zip(owners, texts)])
         results = {"shipped MiniLM (its own topic floor)": score(embed(texts), embed(asked), owner, starts, labels, embed(offtopic), unseen)}
-        verdict, floor = "", None
+        verdict, left_out = "", None
         if withheld:
             probe_pairs = [(f, t) for f, t in trained if f not in withheld]
             print(f"{ks.name}: probe on {len(probe_pairs)} texts ({len(withheld)} entries withheld), {args.steps} steps ...", flush=True)
@@ -88,10 +88,11 @@ def main() -> int:
             probe = adaptation.AdaptedMiniLM(adaptation.Adaptation(1, 1, adaptation.MINILM, time.time(), 0, args.steps, len(probe_pairs), 0), weights)
             scores, calibrations = adaptation.validate(probe_pairs, [*held, *((f, t) for f, t in trained if f in withheld)], probe,
                                                        1, args.threads, withheld=withheld)
-            floor = calibrations["adapted"].topic_floor or None
+            left_out = adaptation.probe_left_out(probe, probe_pairs, trained, held, withheld, args.threads)
+            floor = selfcalibration.topic_floor_of(left_out) or 0.0
             verdict = (f"probe {scores['adapted']:.3f} vs shipped {scores['shipped']:.3f}: "
                        f"{'accepted' if scores['adapted'] > scores['shipped'] else 'rejected, the shipped encoder stays'}; "
-                       f"topic floor {floor or 0:.2f} ({time.monotonic() - started:.0f} s)")
+                       f"topic floor {floor:.2f} ({time.monotonic() - started:.0f} s)")
             print(f"  {verdict}", flush=True)
         print(f"{ks.name}: training on {len(trained)} texts, {len(held)} held out, {args.steps} steps ...", flush=True)
         started = time.monotonic()
@@ -107,8 +108,8 @@ def main() -> int:
         learnt = np.zeros(len(texts), dtype=bool)
         results["own encoder, naive calibration"] = score(x, q, owner, starts, labels, off, None, learnt)
         results["own encoder, held-out calibration (before the probe)"] = score(x, q, owner, starts, labels, off, unseen, learnt)
-        if floor:
-            results["own encoder, held-out calibration + the probe's topic floor (shipped)"] = score(x, q, owner, starts, labels, off, unseen, learnt, floor)
+        if left_out is not None:
+            results["own encoder, held-out calibration + the probe's topic floor (shipped)"] = score(x, q, owner, starts, labels, off, unseen, learnt, left_out)
         for option, r in results.items():
             rows.append([ks.name, option, f"{r['top1']:.3f}", f"{r['t']:.2f}", f"{r['in_right']:.3f}", f"{r['oos']:.3f}",
                          f"{r['precision']:.3f}", f"{r['best']:.3f}", f"{r['validation']:.3f}"])

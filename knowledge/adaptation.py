@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from knowledge.minilm_numpy import NAME as MINILM, NumpyMiniLM
-from knowledge.selfcalibration import Calibration
+from knowledge.selfcalibration import Calibration, topic_floor_of
 
 if TYPE_CHECKING:
     from knowledge.store import FaqStore
@@ -93,9 +93,13 @@ class Adaptation:
     trained: frozenset[str] = field(default_factory=frozenset, repr=False)  # text_key()s trained on
     accepted: bool = True  # False: it did worse than the shipped encoder on the held-out texts (no weights stored)
     validation: dict[str, float] = field(default_factory=dict)  # validation_score() of "shipped" and "adapted"
-    topic_floor: float = 0.0  # the probe's score refusing 95 % of the withheld topics (0: no probe)
     withheld: int = 0  # entries the probe never trained on
     left_out: tuple[float, ...] = field(default=(), repr=False)  # the probe's scores of those topics (selfcalibration.left_out_top)
+
+    @property
+    def topic_floor(self) -> float:
+        """The score refusing 95 % of the probe's withheld topics (0: no probe), from its scores."""
+        return topic_floor_of(np.array(self.left_out)) or 0.0
 
     @property
     def name(self) -> str:
@@ -310,26 +314,25 @@ def run_job(store: "FaqStore", revision: int, steps: int, threads: int = 1) -> A
         probe = AdaptedMiniLM(replace(candidate, trained=frozenset(text_key(f, t) for f, t in probe_pairs)), probe_weights)
         scores, calibrations = validate(probe_pairs, [*held, *((f, t) for f, t in trained if f in withheld)], probe, revision,
                                         threads, withheld=withheld)
-        topic_floor = calibrations["adapted"].topic_floor
-        left_out = probe_left_out(probe, probe_pairs, trained, held, withheld, threads)
     else:
         weights, losses = train(trained, steps, threads=threads, progress=progress_of("training"))
         scores, calibrations = validate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads)
-        topic_floor, left_out = 0.0, np.zeros(0)
     accepted = scores["adapted"] > scores["shipped"]
     final: Calibration | None = calibrations["adapted"] if accepted and not withheld else None
-    if accepted and withheld:  # the encoder that ships learns every entry; its thresholds keep the probe's floor
+    left_out: tuple[float, ...] = ()
+    if accepted and withheld:  # the encoder that ships learns every entry; its thresholds keep the probe's scores
+        left_out = tuple(round(float(x), 4) for x in probe_left_out(probe, probe_pairs, trained, held, withheld, threads))
         weights, losses = train(trained, steps, threads=threads, progress=progress_of("every entry"))
-        final = calibrate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads, topic_floor or None, left_out)
+        final = calibrate(trained, held, AdaptedMiniLM(candidate, weights), revision, threads, np.array(left_out))
     adaptation = replace(candidate, seconds=round(time.monotonic() - started, 1), accepted=accepted, validation=scores,
-                         topic_floor=topic_floor, left_out=tuple(round(float(x), 4) for x in left_out))
+                         left_out=left_out)
     row_id = store.save_adaptation(revision, adaptation.meta_json(), pack(weights) if accepted else b"")
     if final is not None:  # its thresholds are ready the moment a process swaps it in (no gap on tandem.yml's)
         cal = replace(final, encoder=Adaptation.from_meta(row_id, adaptation.meta_json()).name)
         store.save_calibration(revision, cal.to_json())
     log.info("adaptation %d of revision %d stored (%s): %d texts, %d entries withheld from the probe, loss %.3f -> %.3f, "
              "validation %s, topic floor %.2f, %.0f s", row_id, revision, "accepted" if accepted else "rejected", len(trained),
-             len(withheld), float(np.mean(losses[:10])), float(np.mean(losses[-10:])), scores, topic_floor, adaptation.seconds)
+             len(withheld), float(np.mean(losses[:10])), float(np.mean(losses[-10:])), scores, adaptation.topic_floor, adaptation.seconds)
     return Adaptation.from_meta(row_id, adaptation.meta_json())
 
 
@@ -373,16 +376,16 @@ def probe_left_out(probe: NumpyMiniLM, probe_pairs: Sequence[tuple[str, str]], t
 
 
 def calibrate(trained: Sequence[tuple[str, str]], held: Sequence[tuple[str, str]], adapted: NumpyMiniLM, revision: int,
-              threads: int = 1, topic_floor: float | None = None, left_out: np.ndarray | None = None) -> Calibration:
-    """The adapted encoder's own calibration on its held-out slice, with the probe's topic floor
-    and its scores of the withheld topics (for the share refused)."""
+              threads: int = 1, left_out: np.ndarray | None = None) -> Calibration:
+    """The adapted encoder's own calibration on its held-out slice, with the probe's scores of the
+    withheld topics (the share refused and the topic floor)."""
     from knowledge.selfcalibration import compute, offtopic_questions
 
     pairs = [*trained, *held]
     vectors = adapted.encode([t for _, t in pairs], workers=max(1, threads))
     unseen = np.array([False] * len(trained) + [True] * len(held))
     return compute(vectors, [f for f, _ in pairs], adapted.encode(offtopic_questions()), revision, unseen=unseen,
-                   encoder=adapted.name, unlearnt=np.zeros(len(pairs), dtype=bool), topic_floor=topic_floor, left_out=left_out)
+                   encoder=adapted.name, unlearnt=np.zeros(len(pairs), dtype=bool), left_out=left_out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -350,15 +350,14 @@ class KnowledgeBase:
             if self.encoder_name == name:
                 self._offtopic = offtopic
         unseen = unlearnt = left_out = None
-        topic_floor: float | None = None
         if isinstance(embedder, AdaptedMiniLM):  # hold out only what the encoder did not learn
             trained = embedder.adaptation.trained
             unseen = np.array([text_key(o, t) not in trained for o, t in zip(owners, texts)], dtype=bool)
-            # it learnt every entry as a cluster: uncovered topics were measured by its probe
-            unlearnt, topic_floor = np.zeros(len(owners), dtype=bool), embedder.adaptation.topic_floor or None
+            # it learnt every entry as a cluster: uncovered topics are as its probe measured them
+            unlearnt = np.zeros(len(owners), dtype=bool)
             left_out = np.array(embedder.adaptation.left_out, dtype=np.float32)
         result = compute(vectors, owners, offtopic, revision, sample=sample, encoder=name, stretch=score_stretch(name),
-                         unseen=unseen, unlearnt=unlearnt, topic_floor=topic_floor, left_out=left_out)
+                         unseen=unseen, unlearnt=unlearnt, left_out=left_out)
         self.store.save_calibration(revision, result.to_json())
         self._calibration = result
         log.info("self-calibration for revision %d: %s (%.2fs)", revision, result.summary, result.seconds)

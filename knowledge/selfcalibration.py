@@ -115,6 +115,15 @@ def entry_scores(sims: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+def topic_floor_of(left_out: np.ndarray, target: float = 0.95) -> float | None:
+    """The lowest score on the grid that refuses `target` of these left-out texts (None: none does)."""
+    scores = np.asarray(left_out, dtype=np.float32)
+    if not len(scores):
+        return None
+    enough = [float(t) for t in GRID if float((scores < t).mean()) >= target]
+    return enough[0] if enough else None
+
+
 def left_out_top(vectors: np.ndarray, owners: Sequence[str], rows: np.ndarray, stretch: float = 1.0, chunk: int = 256) -> np.ndarray:
     """The best entry score of each of `rows` asked with its whole entry removed (as compute's
     left-out entries): what a probe measured on the entries it never learnt, kept for later."""
@@ -143,8 +152,7 @@ def compute(
     vectors: np.ndarray, owners: Sequence[str], offtopic: np.ndarray, revision: int,
     sample: int = 1000, offtopic_target: float = 0.95, heldout_target: float = 0.90, seed: int = 0, chunk: int = 256,
     encoder: str = "", stretch: float = 1.0, unseen: np.ndarray | None = None,
-    unlearnt: np.ndarray | None = None, topic_floor: float | None = None, topic_target: float = 0.95,
-    left_out: np.ndarray | None = None,
+    unlearnt: np.ndarray | None = None, topic_target: float = 0.95, left_out: np.ndarray | None = None,
 ) -> Calibration:
     """Calibrate on the index's vectors (`owners[i]` is the entry of row i) and off-topic vectors.
 
@@ -152,9 +160,9 @@ def compute(
     `unseen`: a mask of the rows an adapted encoder was not trained on (knowledge/adaptation.py);
     only those are held out, since a paraphrase the encoder learned scores near 1 with its entry.
     `unlearnt`: a mask of the rows of entries the encoder never trained on (None: every row, the
-    shipped encoder); left-out entries are drawn from those. `topic_floor`: a floor measured
-    elsewhere (an adapted encoder's probe), used when this knowledge base cannot measure its own;
-    `left_out`: that probe's left-out scores (left_out_top), for the refusal rate and the floor."""
+    shipped encoder); left-out entries are drawn from those. `left_out`: left-out scores measured
+    elsewhere (an adapted encoder's probe, left_out_top), used where this knowledge base cannot
+    measure its own: for the share refused and the topic floor."""
     started = time.perf_counter()
 
     def blend_scores(sims: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -178,16 +186,13 @@ def compute(
         pool = np.array([g[0] for g in groups if len(g)], dtype=np.int64)
     siblings = rng.choice(pool, size=min(sample, len(pool)), replace=False) if len(ids) >= 2 else pool[:0]
 
-    def best(rows: np.ndarray, drop_text: bool, drop_entry: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def held_out(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row asked with only its own text removed: (best score, second score, best entry)."""
         top, second, winner = [], [], []
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             sims = vectors[part] @ vectors.T
-            if drop_text:
-                sims[np.arange(len(part)), part] = MASKED
-            if drop_entry:
-                for r, i in enumerate(part):
-                    sims[r, groups[owner_col[i]]] = MASKED
+            sims[np.arange(len(part)), part] = MASKED
             scores = blend_scores(sims, starts)
             order = np.argsort(-scores, axis=1)[:, :2]
             top.append(scores[np.arange(len(part)), order[:, 0]])
@@ -197,12 +202,12 @@ def compute(
             return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
         return np.concatenate(top), np.concatenate(second), np.concatenate(winner)
 
-    h_top, _h_second, h_win = best(held, True, False)
+    h_top, _h_second, h_win = held_out(held)
     h_right = h_win == owner_col[held] if len(held) else np.zeros(0, dtype=bool)
     if left_out is not None and len(left_out):
         s_top, measured = np.asarray(left_out, dtype=np.float32), True
     else:
-        s_top, _, _ = best(siblings, False, True)
+        s_top = left_out_top(vectors, owner_col, siblings, stretch, chunk)
     if len(offtopic) and len(vectors):
         o_top = blend_scores(offtopic @ vectors.T, starts).max(axis=1)
     else:
@@ -215,7 +220,7 @@ def compute(
     if len(held) < MIN_HELDOUT:
         note = (f"only {len(held)} held-out paraphrase(s): add paraphrases (other ways customers ask) to the entries "
                 "so Tandem can calibrate itself; until then the configured thresholds are used")
-        threshold, floor = float("nan"), float("nan")
+        threshold, floor, topic_floor = float("nan"), float("nan"), None
     else:
         # Off-topic refused at least `offtopic_target` of the time, and below that the score that
         # `heldout_target` of the rightly ranked held-out paraphrases reach.
@@ -223,9 +228,7 @@ def compute(
         off_floor = allowed[0] if allowed else float(GRID[-1])
         right_scores = h_top[h_right]
         own = float(np.floor(np.quantile(right_scores, 1 - heldout_target) * 100) / 100) if len(right_scores) else off_floor
-        if topic_floor is None and measured and len(ids) >= TOPIC_MIN_ENTRIES and len(s_top):
-            enough = [float(t) for t in GRID if share(s_top, s_top < t) >= topic_target]
-            topic_floor = enough[0] if enough else None
+        topic_floor = topic_floor_of(s_top, topic_target) if measured and len(ids) >= TOPIC_MIN_ENTRIES else None
         threshold = max(off_floor, min(own, topic_floor) if topic_floor else own)
         # Clarify only between plausible entries: both within 0.05 of the answer threshold (a lower
         # floor made BANKING77's left-out questions get "did you mean" 26 % of the time).
@@ -240,5 +243,5 @@ def compute(
         siblings=int(len(s_top)), siblings_refused=share(s_top, s_top < t),
         offtopic=int(len(o_top)), offtopic_refused=share(o_top, o_top < t),
         seconds=round(time.perf_counter() - started, 3), note=note, encoder=encoder,
-        topic_floor=float(topic_floor or 0.0) if len(held) >= MIN_HELDOUT else 0.0,
+        topic_floor=float(topic_floor or 0.0),
     )
